@@ -1,0 +1,32 @@
+#pragma once
+// One function per subcommand; each returns the process exit code (SPEC.md: 0 done, 1 runtime
+// failure, 2 usage or config error).
+#include <string>
+#include <vector>
+
+namespace kbridge {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+struct RunArgs {
+    std::string config;
+    bool once = false;
+    std::vector<std::string> pipelines;
+    std::vector<std::string> overrides;
+    std::string state_dir;
+};
+
+struct DevKafkaArgs {
+    int brokers = 3;
+    std::vector<std::string> topics;  // NAME[:PARTITIONS]
+    std::string bootstrap_file;
+};
+
+int run_command(const RunArgs& args);
+int validate_command(const std::string& config, const std::vector<std::string>& overrides);
+int dev_kafka_command(const DevKafkaArgs& args);
+int version_command();
+
+}  // namespace kbridge

@@ -1,0 +1,33 @@
+#include "cli/pipelines.h"
+
+#include <algorithm>
+
+namespace kbridge {
+
+std::vector<BuiltPipeline> build_pipelines(const Config& config, const std::vector<std::string>& only,
+                                           bool once, const std::string& state_dir,
+                                           const std::string& embedded_bootstraps) {
+    for (const auto& name : only) {
+        const bool known = std::any_of(config.pipelines.begin(), config.pipelines.end(),
+                                       [&](const PipelineConfig& p) { return p.name == name; });
+        if (!known) {
+            std::string names;
+            for (const auto& p : config.pipelines) names += (names.empty() ? "" : ", ") + p.name;
+            throw ConfigError(config.file + ": no pipeline named '" + name + "' (pipelines: " + names + ")");
+        }
+    }
+    std::vector<BuiltPipeline> built;
+    for (const auto& p : config.pipelines) {
+        if (!only.empty() && std::find(only.begin(), only.end(), p.name) == only.end()) continue;
+        ConnectorContext ctx{config, p.name, once, state_dir, embedded_bootstraps};
+        BuiltPipeline b;
+        b.name = p.name;
+        b.source = make_source(p.source, ctx);
+        b.sink = make_sink(p.sink, ctx);
+        if (p.dead_letter) b.dead_letter = make_sink(*p.dead_letter, ctx);
+        built.push_back(std::move(b));
+    }
+    return built;
+}
+
+}  // namespace kbridge

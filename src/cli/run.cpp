@@ -1,0 +1,88 @@
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+#include <thread>
+
+#include "cli/commands.h"
+#include "cli/pipelines.h"
+#include "connectors/kafka/embedded.h"
+#include "core/log.h"
+#include "core/shutdown.h"
+#include "state/state_dir.h"
+
+namespace kbridge {
+namespace {
+
+void print_summary(const PipelineRunner& runner, int code) {
+    const PipelineStats& s = runner.stats();
+    const double rate = s.seconds > 0 ? (s.delivered + s.dead_lettered) / s.seconds : 0;
+    if (json_logs()) {
+        std::fprintf(stderr,
+                     "{\"summary\":true,\"pipeline\":\"%s\",\"read\":%llu,\"delivered\":%llu,"
+                     "\"dead_lettered\":%llu,\"seconds\":%.3f,\"records_per_second\":%.0f,\"exit_code\":%d}\n",
+                     runner.name().c_str(), static_cast<unsigned long long>(s.read.load()),
+                     static_cast<unsigned long long>(s.delivered.load()),
+                     static_cast<unsigned long long>(s.dead_lettered.load()), s.seconds, rate, code);
+    } else {
+        std::fprintf(stderr, "%s: read %llu, delivered %llu, dead-lettered %llu in %.2f s (%.0f records/s)%s\n",
+                     runner.name().c_str(), static_cast<unsigned long long>(s.read.load()),
+                     static_cast<unsigned long long>(s.delivered.load()),
+                     static_cast<unsigned long long>(s.dead_lettered.load()), s.seconds, rate,
+                     code ? ", FAILED" : "");
+    }
+}
+
+}  // namespace
+
+int run_command(const RunArgs& args) {
+    std::unique_ptr<EmbeddedKafka> embedded;
+    std::vector<std::unique_ptr<PipelineRunner>> runners;
+    try {
+        const Config config = load_config(args.config, args.overrides);
+        std::string bootstraps;
+        if (uses_embedded_kafka(config)) {
+            embedded = std::make_unique<EmbeddedKafka>(3);
+            bootstraps = embedded->bootstraps();
+            spdlog::info("embedded Kafka cluster listening on {}", bootstraps);
+        }
+        auto built = build_pipelines(config, args.pipelines, args.once, resolve_state_dir(args.state_dir), bootstraps);
+        RunSettings settings;
+        settings.once = args.once;
+        settings.progress = args.once && built.size() == 1 && isatty(STDERR_FILENO);
+        for (auto& b : built)
+            runners.push_back(std::make_unique<PipelineRunner>(b.name, std::move(b.source), std::move(b.sink),
+                                                               std::move(b.dead_letter), settings));
+    } catch (const ConfigError& e) {
+        std::fprintf(stderr, "kbridge: %s\n", e.what());
+        return kExitUsage;
+    }
+    install_stop_handlers();
+    std::vector<int> codes(runners.size(), kExitOk);
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < runners.size(); ++i)
+        threads.emplace_back([&, i] { codes[i] = runners[i]->run(stop_requested()); });
+    for (auto& t : threads) t.join();
+    int code = kExitOk;
+    for (size_t i = 0; i < runners.size(); ++i) {
+        print_summary(*runners[i], codes[i]);
+        if (codes[i] != kExitOk) code = kExitFailure;
+    }
+    runners.clear();  // flush producers before the embedded cluster goes away
+    return code;
+}
+
+int validate_command(const std::string& path, const std::vector<std::string>& overrides) {
+    try {
+        const Config config = load_config(path, overrides);
+        const auto built = build_pipelines(config, {}, false, "", "");
+        std::printf("%s: ok (%zu pipeline%s)\n", config.file.c_str(), built.size(), built.size() == 1 ? "" : "s");
+        return kExitOk;
+    } catch (const ConfigError& e) {
+        std::fprintf(stderr, "kbridge: %s\n", e.what());
+        return kExitUsage;
+    }
+}
+
+}  // namespace kbridge

@@ -1,0 +1,42 @@
+#pragma once
+// The pipeline file: YAML -> validated top level; connector blocks are validated by their own
+// option tables when the registry builds them.
+#include <yaml-cpp/yaml.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/options.h"
+
+namespace kbridge {
+
+struct ConnectorConfig {
+    std::string type;
+    YAML::Node node;
+    std::string path;  // e.g. "pipelines[0].source"
+};
+
+struct PipelineConfig {
+    std::string name;
+    Mark mark;
+    ConnectorConfig source;
+    ConnectorConfig sink;
+    std::optional<ConnectorConfig> dead_letter;
+};
+
+struct Config {
+    std::string file;
+    Options kafka;     // defaults for every kafka source/sink
+    Options redis;     // defaults for every redis source/sink
+    Options postgres;  // defaults for every postgres source/sink
+    std::vector<PipelineConfig> pipelines;
+};
+
+// `path` may be "-" for standard input. `overrides` are "PATH=VALUE" strings from --set.
+Config load_config(const std::string& path, const std::vector<std::string>& overrides);
+
+// Expands ${VAR} and ${VAR:-default} ($$ is a literal $). Throws ConfigError at `mark`.
+std::string expand_env(const std::string& text, const Mark& mark);
+
+}  // namespace kbridge

@@ -1,0 +1,192 @@
+#include "connectors/kafka/sink.h"
+
+#include <spdlog/spdlog.h>
+
+#include <stdexcept>
+
+#include "core/runner.h"
+
+namespace kbridge {
+namespace {
+
+const OptionTable kOptions = {
+    {"type", OptionType::String, "", "kafka"},
+    {"topic", OptionType::String, "", "topic template, e.g. orders.{region}", {}, true},
+    {"key", OptionType::String, "", "key template, e.g. {user_id}; default: the record's key"},
+    {"headers", OptionType::StringMap, "", "header name -> template"},
+    {"format", OptionType::Choice, "json", "how values are written", {"json", "raw"}},
+    {"brokers", OptionType::String, "", "bootstrap servers (default: kafka.brokers)"},
+    {"properties", OptionType::StringMap, "", "librdkafka producer properties (over kafka.properties)"},
+};
+
+// Broker or client refusals that will never succeed for this record, whatever the retries.
+bool is_record_rejection(rd_kafka_resp_err_t err) {
+    switch (err) {
+        case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+        case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+        case RD_KAFKA_RESP_ERR_INVALID_MSG:
+        case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+        case RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP:
+            return true;
+        default:
+            return false;
+    }
+}
+
+Template compile(const Options& options, const std::string& name, const std::string& text) {
+    try {
+        return Template(text);
+    } catch (const std::invalid_argument& e) {
+        throw options.error(name, e.what());
+    }
+}
+
+}  // namespace
+
+const OptionTable& kafka_sink_options() { return kOptions; }
+
+KafkaSettings kafka_settings(const Options& options, const ConnectorContext& ctx) {
+    KafkaSettings settings;
+    settings.brokers = options.has("brokers") ? options.str("brokers") : ctx.config.kafka.str("brokers");
+    if (settings.brokers == "embedded") settings.brokers = ctx.embedded_bootstraps;
+    settings.properties = ctx.config.kafka.string_map("properties");
+    for (auto& [name, value] : options.string_map("properties")) settings.properties[name] = value;
+    return settings;
+}
+
+std::unique_ptr<Sink> make_kafka_sink(const Options& options, const ConnectorContext& ctx) {
+    std::optional<Template> key;
+    if (options.has("key")) key = compile(options, "key", options.str("key"));
+    std::vector<std::pair<std::string, Template>> headers;
+    for (const auto& [name, text] : options.string_map("headers"))
+        headers.emplace_back(name, compile(options, "headers", text));
+    auto sink = std::make_unique<KafkaSink>(kafka_settings(options, ctx),
+                                            compile(options, "topic", options.str("topic")),
+                                            std::move(key), std::move(headers));
+    try {
+        make_kafka_conf(kafka_settings(options, ctx));
+    } catch (const std::invalid_argument& e) {
+        throw options.error("properties", e.what());
+    }
+    return sink;
+}
+
+KafkaSink::KafkaSink(KafkaSettings settings, Template topic, std::optional<Template> key,
+                     std::vector<std::pair<std::string, Template>> headers)
+    : settings_(std::move(settings)),
+      topic_(std::move(topic)),
+      key_(std::move(key)),
+      headers_(std::move(headers)) {
+    // Never lose or reorder a record on retries unless the user says otherwise.
+    settings_.properties.emplace("enable.idempotence", "true");
+    settings_.properties.emplace("acks", "all");
+}
+
+KafkaSink::~KafkaSink() {
+    listener_ = nullptr;  // reports after the run are of no one's concern; the source keeps them
+    topics_.clear();
+    if (producer_) rd_kafka_flush(producer_.get(), 5000);
+}
+
+void KafkaSink::connect() {
+    if (settings_.brokers.empty()) throw std::runtime_error("kafka sink: no brokers");
+    KafkaConf conf = make_kafka_conf(settings_);
+    rd_kafka_conf_set_dr_msg_cb(conf.get(), &KafkaSink::on_delivery);
+    rd_kafka_conf_set_opaque(conf.get(), this);
+    char error[512];
+    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), error, sizeof error);
+    if (!rk) throw std::runtime_error(std::string("kafka producer: ") + error);
+    conf.release();  // rd_kafka_new took it
+    producer_.reset(rk);
+}
+
+rd_kafka_topic_t* KafkaSink::topic_handle(const std::string& name) {
+    auto it = topics_.find(name);
+    if (it != topics_.end()) return it->second.get();
+    rd_kafka_topic_t* topic = rd_kafka_topic_new(producer_.get(), name.c_str(), nullptr);
+    if (!topic) throw std::runtime_error("kafka topic '" + name + "': " + rd_kafka_err2str(rd_kafka_last_error()));
+    topics_.emplace(name, KafkaTopic(topic));
+    return topic;
+}
+
+bool KafkaSink::send(const Record& record, const simdjson::dom::element* fields, BatchState* batch,
+                     Rejection& why) {
+    topic_buffer_.clear();
+    key_buffer_.clear();
+    if (!topic_.render(record, fields, topic_buffer_, error_buffer_)) {
+        why = {"template", "topic: " + error_buffer_};
+        return false;
+    }
+    const std::string* key = record.key ? &*record.key : nullptr;
+    if (key_) {
+        if (!key_->render(record, fields, key_buffer_, error_buffer_)) {
+            why = {"template", "key: " + error_buffer_};
+            return false;
+        }
+        key = &key_buffer_;
+    }
+    rd_kafka_headers_t* headers = nullptr;
+    if (!headers_.empty() || !record.headers.empty()) {
+        headers = rd_kafka_headers_new(headers_.size() + record.headers.size());
+        for (const auto& h : record.headers)
+            rd_kafka_header_add(headers, h.name.data(), h.name.size(), h.value.data(), h.value.size());
+        for (const auto& [name, tmpl] : headers_) {
+            header_buffer_.clear();
+            if (!tmpl.render(record, fields, header_buffer_, error_buffer_)) {
+                rd_kafka_headers_destroy(headers);
+                why = {"template", "header " + name + ": " + error_buffer_};
+                return false;
+            }
+            rd_kafka_header_add(headers, name.data(), name.size(), header_buffer_.data(), header_buffer_.size());
+        }
+    }
+    rd_kafka_topic_t* topic = topic_handle(topic_buffer_);
+    const void* value = record.value ? record.value->data() : nullptr;
+    const size_t value_size = record.value ? record.value->size() : 0;
+    while (true) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            producer_.get(), RD_KAFKA_V_RKT(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_VALUE(const_cast<void*>(value), value_size),
+            RD_KAFKA_V_KEY(key ? key->data() : nullptr, key ? key->size() : 0),
+            RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(batch), RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return true;
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            // librdkafka's queue is our backpressure: serve reports until there is room.
+            rd_kafka_poll(producer_.get(), 100);
+            continue;
+        }
+        if (headers) rd_kafka_headers_destroy(headers);
+        if (is_record_rejection(err)) {
+            why = {"too_large", std::string("kafka: ") + rd_kafka_err2str(err)};
+            return false;
+        }
+        throw std::runtime_error("kafka produce to '" + topic_buffer_ + "': " + rd_kafka_err2str(err));
+    }
+}
+
+void KafkaSink::poll(std::chrono::milliseconds wait) {
+    rd_kafka_poll(producer_.get(), static_cast<int>(wait.count()));
+}
+
+void KafkaSink::on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {
+    auto* self = static_cast<KafkaSink*>(opaque);
+    if (!self->listener_) return;
+    auto* batch = static_cast<BatchState*>(message->_private);
+    if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        self->listener_->delivered(batch);
+        return;
+    }
+    const std::string error = "kafka delivery to '" +
+                              std::string(rd_kafka_topic_name(message->rkt)) + "': " +
+                              rd_kafka_err2str(message->err);
+    if (!is_record_rejection(message->err)) {
+        self->listener_->failed(batch, error);
+        return;
+    }
+    Record original;
+    if (message->key) original.key.emplace(static_cast<const char*>(message->key), message->key_len);
+    if (message->payload) original.value.emplace(static_cast<const char*>(message->payload), message->len);
+    self->listener_->rejected(batch, std::move(original), Rejection{"rejected", error});
+}
+
+}  // namespace kbridge

@@ -1,0 +1,47 @@
+#pragma once
+// Sink `kafka`: an idempotent, acks=all producer; topic, key and headers from templates.
+#include <map>
+#include <memory>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "config/options.h"
+#include "connectors/kafka/handles.h"
+#include "core/registry.h"
+#include "core/sink.h"
+#include "formats/template.h"
+
+namespace kbridge {
+
+const OptionTable& kafka_sink_options();
+std::unique_ptr<Sink> make_kafka_sink(const Options& options, const ConnectorContext& ctx);
+// The connection settings of a kafka block, over the file's defaults.
+KafkaSettings kafka_settings(const Options& options, const ConnectorContext& ctx);
+
+class KafkaSink : public Sink {
+public:
+    KafkaSink(KafkaSettings settings, Template topic, std::optional<Template> key,
+              std::vector<std::pair<std::string, Template>> headers);
+    ~KafkaSink() override;
+
+    void connect() override;
+    bool send(const Record& record, const simdjson::dom::element* fields, BatchState* batch,
+              Rejection& why) override;
+    void poll(std::chrono::milliseconds wait) override;
+    std::string describe() const override { return "kafka:" + topic_.text(); }
+
+private:
+    static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque);
+    rd_kafka_topic_t* topic_handle(const std::string& name);
+
+    KafkaSettings settings_;
+    Template topic_;
+    std::optional<Template> key_;
+    std::vector<std::pair<std::string, Template>> headers_;
+    KafkaHandle producer_;
+    std::unordered_map<std::string, KafkaTopic> topics_;
+    std::string topic_buffer_, key_buffer_, header_buffer_, error_buffer_;
+};
+
+}  // namespace kbridge

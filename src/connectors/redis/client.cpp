@@ -1,0 +1,77 @@
+#include "connectors/redis/client.h"
+
+#include <sys/time.h>
+
+#include <regex>
+
+namespace kbridge {
+
+RedisUrl parse_redis_url(const std::string& url) {
+    RedisUrl out;
+    if (url.rfind("unix://", 0) == 0) {
+        out.unix_path = url.substr(7);
+        if (out.unix_path.empty()) throw std::invalid_argument("unix:// URL without a socket path");
+        out.redacted = url;
+        return out;
+    }
+    static const std::regex kUrl(R"(redis://(?:([^:@/]*)(?::([^@/]*))?@)?([^:/@]+)?(?::(\d+))?(?:/(\d+))?/?)");
+    std::smatch m;
+    if (!std::regex_match(url, m, kUrl))
+        throw std::invalid_argument("expected redis://[user:password@]host:port/db or unix:///path");
+    if (m[2].matched) {
+        out.user = m[1];
+        out.password = m[2];
+    } else if (m[1].matched) {
+        out.password = m[1];  // redis://secret@host: the password alone, as redis-cli reads it
+    }
+    if (m[3].matched) out.host = m[3];
+    if (m[4].matched) out.port = std::stoi(m[4]);
+    if (m[5].matched) out.db = std::stoi(m[5]);
+    out.redacted = "redis://" + std::string(out.password.empty() ? "" : (out.user.empty() ? "***@" : out.user + ":***@")) +
+                   out.host + ":" + std::to_string(out.port) + "/" + std::to_string(out.db);
+    return out;
+}
+
+void RedisClient::connect(std::chrono::milliseconds timeout) {
+    timeval tv{static_cast<time_t>(timeout.count() / 1000),
+               static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+    redisContext* c = url_.unix_path.empty()
+                          ? redisConnectWithTimeout(url_.host.c_str(), url_.port, tv)
+                          : redisConnectUnixWithTimeout(url_.unix_path.c_str(), tv);
+    if (!c) throw RedisError("redis " + url_.redacted + ": out of memory");
+    context_.reset(c);
+    if (c->err) throw RedisError("redis " + url_.redacted + ": cannot connect: " + c->errstr);
+    // Commands may block (BLMOVE) for up to their own timeout; do not cut them short.
+    timeval no_timeout{0, 0};
+    redisSetTimeout(c, no_timeout);
+    if (!url_.password.empty()) {
+        if (url_.user.empty()) command({"AUTH", url_.password});
+        else command({"AUTH", url_.user, url_.password});
+    }
+    if (url_.db != 0) command({"SELECT", std::to_string(url_.db)});
+}
+
+RedisReply RedisClient::command(const std::vector<std::string>& args) {
+    if (!context_) throw RedisError("redis " + url_.redacted + ": not connected");
+    std::vector<const char*> argv;
+    std::vector<size_t> lengths;
+    argv.reserve(args.size());
+    lengths.reserve(args.size());
+    for (const auto& a : args) {
+        argv.push_back(a.data());
+        lengths.push_back(a.size());
+    }
+    auto* reply = static_cast<redisReply*>(
+        redisCommandArgv(context_.get(), static_cast<int>(argv.size()), argv.data(), lengths.data()));
+    if (!reply) {
+        const std::string error = context_->errstr;
+        context_.reset();  // a hiredis context is unusable after an I/O error
+        throw RedisError("redis " + url_.redacted + ": " + error);
+    }
+    RedisReply owned(reply);
+    if (reply->type == REDIS_REPLY_ERROR)
+        throw RedisError("redis " + url_.redacted + ": " + args[0] + ": " + std::string(reply->str, reply->len));
+    return owned;
+}
+
+}  // namespace kbridge

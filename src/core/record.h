@@ -1,0 +1,36 @@
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kbridge {
+
+struct Header {
+    std::string name;
+    std::string value;
+};
+
+// A record as it moves through a pipeline: bytes plus where it came from. Fields are decoded from
+// the value by the pipeline's format when a sink needs them.
+struct Record {
+    std::optional<std::string> key;
+    std::optional<std::string> value;  // none: a tombstone
+    std::vector<Header> headers;
+    // Set by sources that have them (Kafka); templates read them as {_topic} etc.
+    std::string topic;
+    int32_t partition = -1;
+    int64_t offset = -1;
+    int64_t timestamp = -1;
+};
+
+enum class Format { Json, Raw };
+
+// What read() gives: records and the way to acknowledge them once, after they are durable.
+struct Batch {
+    std::vector<Record> records;
+    std::function<void()> ack;
+};
+
+}  // namespace kbridge

@@ -1,0 +1,64 @@
+#include "core/registry.h"
+
+#include "connectors/kafka/sink.h"
+#include "connectors/redis/list_source.h"
+
+namespace kbridge {
+namespace {
+
+template <typename Kind>
+const Kind& find_kind(const std::vector<Kind>& kinds, const ConnectorConfig& block,
+                      const Config& config, const char* what) {
+    std::vector<std::string> names;
+    for (const auto& k : kinds) {
+        if (k.type == block.type) return k;
+        names.push_back(k.type);
+    }
+    std::string known;
+    for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
+    const std::string hint = did_you_mean(block.type, names);
+    throw ConfigError(mark_of(block.node["type"], config.file), block.path + ".type",
+                      "unknown " + std::string(what) + " type '" + block.type + "' (" +
+                          (hint.empty() ? "known: " + known : "did you mean '" + hint + "'?") +
+                          ")");
+}
+
+}  // namespace
+
+const std::vector<SourceKind>& source_kinds() {
+    static const std::vector<SourceKind> kinds = {
+        {"redis_list", &redis_list_options(), make_redis_list_source},
+    };
+    return kinds;
+}
+
+const std::vector<SinkKind>& sink_kinds() {
+    static const std::vector<SinkKind> kinds = {
+        {"kafka", &kafka_sink_options(), make_kafka_sink},
+    };
+    return kinds;
+}
+
+std::unique_ptr<Source> make_source(const ConnectorConfig& block, const ConnectorContext& ctx) {
+    const SourceKind& kind = find_kind(source_kinds(), block, ctx.config, "source");
+    return kind.make(Options(block.node, *kind.options, ctx.config.file, block.path), ctx);
+}
+
+std::unique_ptr<Sink> make_sink(const ConnectorConfig& block, const ConnectorContext& ctx) {
+    const SinkKind& kind = find_kind(sink_kinds(), block, ctx.config, "sink");
+    return kind.make(Options(block.node, *kind.options, ctx.config.file, block.path), ctx);
+}
+
+bool uses_embedded_kafka(const Config& config) {
+    auto embedded = [&](const ConnectorConfig& block) {
+        if (block.type != "kafka") return false;
+        const YAML::Node own = block.node["brokers"];
+        return (own ? own.Scalar() : config.kafka.str("brokers")) == "embedded";
+    };
+    for (const auto& p : config.pipelines)
+        if (embedded(p.source) || embedded(p.sink) || (p.dead_letter && embedded(*p.dead_letter)))
+            return true;
+    return false;
+}
+
+}  // namespace kbridge

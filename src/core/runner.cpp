@@ -1,0 +1,214 @@
+#include "core/runner.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+
+namespace kbridge {
+namespace {
+
+using std::chrono::milliseconds;
+
+// Enough of a record to find it, without flooding the log.
+std::string describe_record(const Record& record) {
+    std::string out;
+    if (record.key) out += "key '" + record.key->substr(0, 64) + "' ";
+    if (record.value) {
+        out += "value '" + record.value->substr(0, 80) + (record.value->size() > 80 ? "…" : "") + "'";
+    } else {
+        out += "tombstone";
+    }
+    return out;
+}
+
+}  // namespace
+
+PipelineRunner::PipelineRunner(std::string name, std::unique_ptr<Source> source,
+                               std::unique_ptr<Sink> sink, std::unique_ptr<Sink> dead_letter,
+                               RunSettings settings)
+    : name_(std::move(name)),
+      source_(std::move(source)),
+      sink_(std::move(sink)),
+      dead_letter_(std::move(dead_letter)),
+      settings_(settings) {
+    sink_->set_listener(this);
+    if (dead_letter_) dead_letter_->set_listener(&dead_letter_listener_);
+}
+
+PipelineRunner::~PipelineRunner() {
+    // Sinks flush on destruction; their late reports must not reach a half-destroyed runner.
+    sink_.reset();
+    dead_letter_.reset();
+}
+
+int PipelineRunner::run(const std::atomic<bool>& stop) {
+    started_ = last_progress_ = std::chrono::steady_clock::now();
+    try {
+        source_->connect();
+        sink_->connect();
+        if (dead_letter_) dead_letter_->connect();
+        if (settings_.progress) total_ = source_->backlog();
+        while (!stop.load() && !fatal_) {
+            if (in_flight_ >= settings_.max_in_flight) {
+                poll(milliseconds(50));
+                continue;
+            }
+            Batch batch;
+            // Block in the source only when nothing awaits a delivery report.
+            const ReadStatus status = source_->read(batch, in_flight_ ? milliseconds(0) : milliseconds(500));
+            if (status == ReadStatus::End) break;
+            if (status == ReadStatus::Records) dispatch(batch);
+            poll(milliseconds(status == ReadStatus::Idle && in_flight_ ? 10 : 0));
+            if (settings_.progress) show_progress(false);
+        }
+    } catch (const std::exception& e) {
+        spdlog::error("pipeline {}: {}", name_, e.what());
+        fatal_ = true;
+    }
+    drain();
+    if (settings_.progress) show_progress(true);
+    stats_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    return fatal_ ? 1 : 0;
+}
+
+void PipelineRunner::dispatch(Batch& batch) {
+    auto state = std::make_unique<BatchState>();
+    BatchState* raw = state.get();
+    raw->pending = batch.records.size();
+    raw->ack = std::move(batch.ack);
+    batches_.push_back(std::move(state));
+    in_flight_ += batch.records.size();
+    stats_.read += batch.records.size();
+    const bool json = source_->format() == Format::Json;
+    simdjson::dom::element fields;
+    std::string error;
+    for (Record& record : batch.records) {
+        const simdjson::dom::element* decoded = nullptr;
+        if (json && record.value) {
+            if (!decoder_.decode(*record.value, fields, error)) {
+                dead_letter(raw, std::move(record), Rejection{"invalid_json", error});
+                continue;
+            }
+            decoded = &fields;
+        }
+        Rejection why;
+        if (!sink_->send(record, decoded, raw, why)) dead_letter(raw, std::move(record), why);
+    }
+}
+
+void PipelineRunner::dead_letter(BatchState* batch, Record record, const Rejection& why) {
+    if (!dead_letter_) {
+        fail(batch, "record from " + source_->describe() + " (" + describe_record(record) +
+                        ") cannot be written: " + why.reason + ": " + why.detail +
+                        "; no dead_letter is configured, so it stays in the source");
+        return;
+    }
+    spdlog::warn("pipeline {}: dead-lettering a record from {} ({}): {}: {}", name_,
+                 source_->describe(), describe_record(record), why.reason, why.detail);
+    record.headers.push_back({"kbridge.error.reason", why.reason});
+    record.headers.push_back({"kbridge.error.message", why.detail});
+    record.headers.push_back({"kbridge.pipeline", name_});
+    record.headers.push_back({"kbridge.source", source_->describe()});
+    Rejection again;
+    if (!dead_letter_->send(record, nullptr, batch, again))
+        fail(batch, "dead letter " + dead_letter_->describe() + " refused a record (" +
+                        describe_record(record) + "): " + again.detail);
+}
+
+void PipelineRunner::fail(BatchState* batch, const std::string& error) {
+    stop_batch(batch, error);
+    --batch->pending;
+}
+
+void PipelineRunner::stop_batch(BatchState* batch, const std::string& error) {
+    if (!fatal_) spdlog::error("pipeline {}: {}", name_, error);
+    fatal_ = true;
+    batch->failed = true;
+}
+
+void PipelineRunner::delivered(BatchState* batch) {
+    --batch->pending;
+    ++stats_.delivered;
+}
+
+void PipelineRunner::rejected(BatchState* batch, Record record, const Rejection& why) {
+    dead_letter(batch, std::move(record), why);
+}
+
+void PipelineRunner::failed(BatchState* batch, const std::string& error) { fail(batch, error); }
+
+void PipelineRunner::DeadLetterListener::delivered(BatchState* batch) {
+    --batch->pending;
+    ++runner_.stats_.dead_lettered;
+}
+
+void PipelineRunner::DeadLetterListener::rejected(BatchState* batch, Record, const Rejection& why) {
+    runner_.fail(batch, "dead letter " + runner_.dead_letter_->describe() + " rejected a record: " + why.detail);
+}
+
+void PipelineRunner::DeadLetterListener::failed(BatchState* batch, const std::string& error) {
+    runner_.fail(batch, "dead letter: " + error);
+}
+
+void PipelineRunner::poll(milliseconds wait) {
+    sink_->poll(wait);
+    if (dead_letter_) dead_letter_->poll(milliseconds(0));
+    ack_completed();
+}
+
+void PipelineRunner::ack_completed() {
+    while (!batches_.empty() && batches_.front()->pending == 0 && !batches_.front()->failed) {
+        // Batches complete out of order (partitions), but sources need acks in read order.
+        BatchState& front = *batches_.front();
+        try {
+            if (front.ack) front.ack();
+        } catch (const std::exception& e) {
+            // Not acknowledged: the records stay in the source and are sent again next run.
+            stop_batch(&front, std::string("acknowledging to ") + source_->describe() + ": " + e.what());
+            return;
+        }
+        batches_.pop_front();
+    }
+    in_flight_ = 0;
+    for (const auto& b : batches_) in_flight_ += b->pending;
+}
+
+void PipelineRunner::drain() {
+    // Every accepted record gets a report (librdkafka's message.timeout.ms bounds the wait).
+    auto pending = [&] {
+        for (const auto& b : batches_)
+            if (b->pending) return true;
+        return false;
+    };
+    try {
+        while (pending()) {
+            poll(milliseconds(100));
+            if (settings_.progress) show_progress(false);
+        }
+        ack_completed();
+    } catch (const std::exception& e) {
+        spdlog::error("pipeline {}: while draining: {}", name_, e.what());
+        fatal_ = true;
+    }
+}
+
+void PipelineRunner::show_progress(bool final_line) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!final_line && now - last_progress_ < milliseconds(250)) return;
+    last_progress_ = now;
+    const double seconds = std::chrono::duration<double>(now - started_).count();
+    const uint64_t done = stats_.delivered + stats_.dead_lettered;
+    const double rate = seconds > 0 ? done / seconds : 0;
+    if (total_ && *total_ > 0) {
+        std::fprintf(stderr, "\r\033[K%s: %llu/%llu (%.0f%%) %.0f records/s", name_.c_str(),
+                     static_cast<unsigned long long>(done), static_cast<unsigned long long>(*total_),
+                     100.0 * done / *total_, rate);
+    } else {
+        std::fprintf(stderr, "\r\033[K%s: %llu records, %.0f records/s", name_.c_str(),
+                     static_cast<unsigned long long>(done), rate);
+    }
+    if (final_line) std::fprintf(stderr, "\r\033[K");
+    std::fflush(stderr);
+}
+
+}  // namespace kbridge

@@ -1,0 +1,90 @@
+#pragma once
+// Drives one pipeline: reads batches, decodes, hands records to the sink, routes rejected records
+// to the dead-letter sink, and acknowledges each batch to its source, in read order, only once
+// every record of it is durable downstream.
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/sink.h"
+#include "core/source.h"
+#include "formats/json.h"
+
+namespace kbridge {
+
+struct BatchState {
+    size_t pending = 0;  // records without a final outcome yet
+    bool failed = false;
+    std::function<void()> ack;
+};
+
+struct PipelineStats {
+    std::atomic<uint64_t> read{0};
+    std::atomic<uint64_t> delivered{0};
+    std::atomic<uint64_t> dead_lettered{0};
+    double seconds = 0;
+};
+
+struct RunSettings {
+    bool once = false;
+    bool progress = false;  // a live line on stderr (a terminal, --once)
+    size_t max_in_flight = 50000;
+};
+
+class PipelineRunner : private DeliveryListener {
+public:
+    PipelineRunner(std::string name, std::unique_ptr<Source> source, std::unique_ptr<Sink> sink,
+                   std::unique_ptr<Sink> dead_letter, RunSettings settings);
+    ~PipelineRunner() override;
+
+    // Returns the exit code: 0 when every record read was delivered or dead-lettered.
+    int run(const std::atomic<bool>& stop);
+    const PipelineStats& stats() const { return stats_; }
+    const std::string& name() const { return name_; }
+
+private:
+    class DeadLetterListener : public DeliveryListener {
+    public:
+        explicit DeadLetterListener(PipelineRunner& runner) : runner_(runner) {}
+        void delivered(BatchState* batch) override;
+        void rejected(BatchState* batch, Record record, const Rejection& why) override;
+        void failed(BatchState* batch, const std::string& error) override;
+
+    private:
+        PipelineRunner& runner_;
+    };
+
+    void delivered(BatchState* batch) override;
+    void rejected(BatchState* batch, Record record, const Rejection& why) override;
+    void failed(BatchState* batch, const std::string& error) override;
+
+    void dispatch(Batch& batch);
+    void dead_letter(BatchState* batch, Record record, const Rejection& why);
+    // A record's final outcome is a failure: the batch is never acknowledged, the run stops.
+    void fail(BatchState* batch, const std::string& error);
+    void stop_batch(BatchState* batch, const std::string& error);
+    void poll(std::chrono::milliseconds wait);
+    void ack_completed();
+    void drain();
+    void show_progress(bool final_line);
+    size_t in_flight() const { return in_flight_; }
+
+    std::string name_;
+    std::unique_ptr<Source> source_;
+    std::unique_ptr<Sink> sink_;
+    std::unique_ptr<Sink> dead_letter_;
+    DeadLetterListener dead_letter_listener_{*this};
+    RunSettings settings_;
+    JsonDecoder decoder_;
+    std::deque<std::unique_ptr<BatchState>> batches_;
+    size_t in_flight_ = 0;
+    bool fatal_ = false;
+    PipelineStats stats_;
+    std::optional<uint64_t> total_;
+    std::chrono::steady_clock::time_point started_, last_progress_;
+};
+
+}  // namespace kbridge

@@ -1,0 +1,48 @@
+#pragma once
+#include <simdjson.h>
+
+#include <chrono>
+#include <string>
+
+#include "core/record.h"
+
+namespace kbridge {
+
+struct BatchState;
+
+// Why a record cannot be written, ever: it goes to the dead-letter sink or stops the run.
+struct Rejection {
+    std::string reason;  // short class: invalid_json, missing_field, too_large, ...
+    std::string detail;  // human message naming the field or the broker error
+};
+
+// How a sink reports on the records it accepted; called from poll().
+class DeliveryListener {
+public:
+    virtual ~DeliveryListener() = default;
+    virtual void delivered(BatchState* batch) = 0;
+    // Refused for good: `record` holds the original bytes so they can be dead-lettered.
+    virtual void rejected(BatchState* batch, Record record, const Rejection& why) = 0;
+    // Could not be delivered and may not be dropped: the run must stop.
+    virtual void failed(BatchState* batch, const std::string& error) = 0;
+};
+
+class Sink {
+public:
+    virtual ~Sink() = default;
+    virtual void connect() = 0;
+    void set_listener(DeliveryListener* listener) { listener_ = listener; }
+    // Takes one record; its outcome comes later through the listener. Returns false and fills
+    // `why` when the record can never be written (e.g. a template names a missing field).
+    // `fields` is the decoded value, or null for raw records.
+    virtual bool send(const Record& record, const simdjson::dom::element* fields,
+                      BatchState* batch, Rejection& why) = 0;
+    // Serves delivery reports, waiting up to `wait` for one.
+    virtual void poll(std::chrono::milliseconds wait) = 0;
+    virtual std::string describe() const = 0;
+
+protected:
+    DeliveryListener* listener_ = nullptr;
+};
+
+}  // namespace kbridge

@@ -1,0 +1,18 @@
+#pragma once
+#include <simdjson.h>
+
+#include <string>
+
+namespace kbridge {
+
+// Checks and parses one JSON value per record. The element stays valid until the next decode.
+class JsonDecoder {
+public:
+    // On invalid JSON returns false with `error` saying what and where.
+    bool decode(const std::string& text, simdjson::dom::element& out, std::string& error);
+
+private:
+    simdjson::dom::parser parser_;
+};
+
+}  // namespace kbridge

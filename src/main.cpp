@@ -1,0 +1,58 @@
+// CLI wiring only: each subcommand's options, then its function in cli/.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "core/log.h"
+
+int main(int argc, char** argv) {
+    using namespace kbridge;
+    CLI::App app{"kbridge: moves records between Redis, PostgreSQL and Kafka"};
+    app.require_subcommand(1);
+    std::string log_level = "info", log_format = "text";
+    app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+    app.add_option("--log-format", log_format, "text|json")->capture_default_str();
+
+    RunArgs run;
+    auto* run_cmd = app.add_subcommand("run", "run the pipelines of CONFIG (- for stdin)");
+    run_cmd->add_option("config", run.config, "pipeline file")->required();
+    run_cmd->add_flag("--once", run.once, "drain every source to the end it had at start, then exit");
+    run_cmd->add_option("--pipeline", run.pipelines, "only this pipeline (repeatable)");
+    run_cmd->add_option("--set", run.overrides, "override a config value: PATH=VALUE (repeatable)");
+    run_cmd->add_option("--state-dir", run.state_dir, "positions and locks");
+    run_cmd->add_option("--log-level", log_level, "trace|debug|info|warn|error");
+    run_cmd->add_option("--log-format", log_format, "text|json");
+
+    std::string validate_config;
+    std::vector<std::string> validate_overrides;
+    auto* validate_cmd = app.add_subcommand("validate", "parse and check CONFIG without connecting");
+    validate_cmd->add_option("config", validate_config, "pipeline file")->required();
+    validate_cmd->add_option("--set", validate_overrides, "override a config value: PATH=VALUE");
+
+    DevKafkaArgs dev;
+    auto* dev_cmd = app.add_subcommand("dev-kafka", "run a local Kafka-protocol cluster (librdkafka's mock) until Ctrl-C");
+    dev_cmd->add_option("--brokers", dev.brokers, "number of brokers")->capture_default_str();
+    dev_cmd->add_option("--topic", dev.topics, "create NAME[:PARTITIONS] (repeatable; default 4 partitions)");
+    dev_cmd->add_option("--bootstrap-file", dev.bootstrap_file, "write the bootstrap servers to this file when ready");
+
+    auto* version_cmd = app.add_subcommand("version", "print the version");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        const int code = app.exit(e);
+        return code == 0 ? kExitOk : kExitUsage;
+    }
+    try {
+        setup_logging(log_level, log_format);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "kbridge: %s\n", e.what());
+        return kExitUsage;
+    }
+    if (run_cmd->parsed()) return run_command(run);
+    if (validate_cmd->parsed()) return validate_command(validate_config, validate_overrides);
+    if (dev_cmd->parsed()) return dev_kafka_command(dev);
+    if (version_cmd->parsed()) return version_command();
+    return kExitUsage;
+}
