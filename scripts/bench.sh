@@ -25,7 +25,8 @@
 # 1 when a measured command failed or the setup broke, 2 for usage errors.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ROOT=$KBRIDGE_ROOT
 KBRIDGE=${KBRIDGE:-$ROOT/build/kbridge}
 # Debian's interpreter on purpose: python3-redis, python3-kafka and
 # python3-confluent-kafka are installed for it, and a pyenv/venv `python3`
@@ -102,9 +103,6 @@ start_background() {
     LAST_PID=$!
 }
 
-free_port() {
-    "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # Run "$@" under /usr/bin/time -v (and a timeout, so a hung tool cannot hang
 # the benchmark). Sets M_RC, M_SECS (wall seconds), M_RSS_KB (peak RSS; time's
@@ -146,18 +144,6 @@ report_failure() {
 
 # ------------------------------------------------------------------ setup --
 
-ensure_packages() {
-    local missing=() p
-    for p in "$@"; do
-        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-    done
-    ((${#missing[@]})) || return 0
-    log "installing missing packages: ${missing[*]}"
-    local sudo=()
-    [[ $EUID -eq 0 ]] || sudo=(sudo)
-    "${sudo[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
-}
 
 ensure_kbridge() {
     if [[ ! -x $KBRIDGE ]]; then
@@ -165,12 +151,17 @@ ensure_kbridge() {
         (cd "$ROOT" && cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release && ninja -C build)
     fi
     [[ -x $KBRIDGE ]] || die "no kbridge binary at $KBRIDGE"
-    # A debug build would make every kbridge number meaningless: say which one we measure.
-    KBRIDGE_BUILD_TYPE=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$(dirname "$KBRIDGE")/CMakeCache.txt" 2>/dev/null || true)
-    KBRIDGE_BUILD_TYPE=${KBRIDGE_BUILD_TYPE:-unknown}
-    case $KBRIDGE_BUILD_TYPE in
-        Release | RelWithDebInfo | MinSizeRel) ;;
-        *) log "WARNING: $KBRIDGE is a '$KBRIDGE_BUILD_TYPE' build; numbers are only meaningful for an optimised build" ;;
+    # A debug build would make every kbridge number meaningless: say which one
+    # we measure. CMakeLists.txt may pick a default build type without caching
+    # it, so fall back to the -O flag the sources were really compiled with.
+    local dir opt
+    dir=$(dirname "$KBRIDGE")
+    KBRIDGE_BUILD_TYPE=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$dir/CMakeCache.txt" 2>/dev/null || true)
+    opt=$(grep -o -m1 -- ' -O[0-3sgz]* ' "$dir/compile_commands.json" 2>/dev/null | tr -d ' ' || true)
+    KBRIDGE_BUILD_TYPE="${KBRIDGE_BUILD_TYPE:-default} ${opt:--O?}"
+    case $opt in
+        -O2 | -O3 | -Os) ;;
+        *) log "WARNING: $KBRIDGE is built with '${opt:-unknown}' ($KBRIDGE_BUILD_TYPE); numbers are only meaningful for an optimised build" ;;
     esac
 }
 
@@ -332,6 +323,10 @@ EOF
     left=$(redis-cli -p "$REDIS_PORT" LLEN user_behavior)
     record_result kbridge "$rep" "$BENCH_N" "$M_SECS" "$M_RSS_KB" "$delivered" "$M_RC" "$left"
     log "  ${M_SECS}s, peak RSS ${M_RSS_KB} kB, delivered $delivered/$BENCH_N, left in Redis $left"
+    # kbridge's in-flight lists must be gone too once everything is acknowledged.
+    local keys
+    keys=$(redis-cli -p "$REDIS_PORT" --scan | head -n 5 | tr '\n' ' ')
+    [[ -z $keys ]] || log "  note: keys still in Redis after the run: $keys"
 }
 
 # kcat -P reads the same events (keyed, from a file: no Redis at all) with

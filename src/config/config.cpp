@@ -63,7 +63,9 @@ void apply_override(YAML::Node root, const std::string& assignment) {
     if (eq == std::string::npos || eq == 0)
         throw ConfigError("--set " + assignment + ": expected PATH=VALUE");
     const std::vector<std::string> parts = split(assignment.substr(0, eq), '.');
-    const YAML::Node value = YAML::Load(assignment.substr(eq + 1));
+    // A plain scalar keeps no mark, so errors about it say "--set" instead of a file place.
+    YAML::Node value = YAML::Load(assignment.substr(eq + 1));
+    if (value.IsScalar()) value = YAML::Node(value.Scalar());
     std::vector<YAML::Node> chain{root};
     for (size_t i = 0; i < parts.size(); ++i) {
         YAML::Node current = chain.back();
@@ -80,7 +82,7 @@ void apply_override(YAML::Node root, const std::string& assignment) {
             chain.push_back(*found);
             continue;
         }
-        if (!current.IsMap() && !current.IsNull())
+        if (current.IsDefined() && !current.IsMap() && !current.IsNull())
             throw ConfigError("--set " + assignment + ": '" + parts[i - 1] + "' is not a map");
         const bool free_form = i > 0 && (parts[i - 1] == "properties" || parts[i - 1] == "headers");
         if (free_form || last) {
