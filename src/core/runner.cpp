@@ -66,6 +66,12 @@ int PipelineRunner::run(const std::atomic<bool>& stop) {
         fatal_ = true;
     }
     drain();
+    try {
+        source_->close();
+    } catch (const std::exception& e) {
+        spdlog::error("pipeline {}: closing {}: {}", name_, source_->describe(), e.what());
+        fatal_ = true;
+    }
     if (settings_.progress) show_progress(true);
     stats_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     return fatal_ ? 1 : 0;

@@ -20,6 +20,10 @@ public:
     virtual void connect() = 0;
     // Fills `batch` (given empty). May wait up to `wait` for the first record when idle.
     virtual ReadStatus read(Batch& batch, std::chrono::milliseconds wait) = 0;
+    // After the last ack of a run: makes the acks durable and gives back what was taken from
+    // the source but never handed out (e.g. a prefetched batch), so a clean stop leaves the
+    // source as if those records had never been read.
+    virtual void close() {}
     // Records still waiting in the source, for progress; none when unknown.
     virtual std::optional<uint64_t> backlog() { return std::nullopt; }
     virtual Format format() const = 0;

@@ -1,5 +1,6 @@
 #include "formats/template.h"
 
+#include <charconv>
 #include <stdexcept>
 
 namespace kbridge {
@@ -83,8 +84,16 @@ bool Template::render(const Record& record, const simdjson::dom::element* fields
                     }
                 }
                 std::string_view text;
+                int64_t integer;
+                uint64_t unsigned_integer;
+                char digits[24];
                 if (value.get_string().get(text) == simdjson::SUCCESS) {
                     out.append(text.data(), text.size());
+                } else if (value.get_int64().get(integer) == simdjson::SUCCESS) {
+                    // Keys are mostly ids: render them without simdjson's allocating minifier.
+                    out.append(digits, std::to_chars(digits, digits + sizeof digits, integer).ptr);
+                } else if (value.get_uint64().get(unsigned_integer) == simdjson::SUCCESS) {
+                    out.append(digits, std::to_chars(digits, digits + sizeof digits, unsigned_integer).ptr);
                 } else if (value.is_null()) {
                     error = "field '" + s.literal + "' is null";
                     return false;

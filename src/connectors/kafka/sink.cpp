@@ -98,6 +98,7 @@ void KafkaSink::connect() {
     if (!rk) throw std::runtime_error(std::string("kafka producer: ") + error);
     conf.release();  // rd_kafka_new took it
     producer_.reset(rk);
+    now_ms_ = wall_clock_ms();
 }
 
 rd_kafka_topic_t* KafkaSink::topic_handle(const std::string& name) {
@@ -148,7 +149,8 @@ bool KafkaSink::send(const Record& record, const simdjson::dom::element* fields,
             producer_.get(), RD_KAFKA_V_RKT(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_VALUE(const_cast<void*>(value), value_size),
             RD_KAFKA_V_KEY(key ? key->data() : nullptr, key ? key->size() : 0),
-            RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(batch), RD_KAFKA_V_END);
+            RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(batch),
+            RD_KAFKA_V_TIMESTAMP(record.timestamp > 0 ? record.timestamp : now_ms_), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return true;
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             // librdkafka's queue is our backpressure: serve reports until there is room.
@@ -166,6 +168,12 @@ bool KafkaSink::send(const Record& record, const simdjson::dom::element* fields,
 
 void KafkaSink::poll(std::chrono::milliseconds wait) {
     rd_kafka_poll(producer_.get(), static_cast<int>(wait.count()));
+    now_ms_ = wall_clock_ms();
+}
+
+int64_t KafkaSink::wall_clock_ms() {
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
 void KafkaSink::on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {

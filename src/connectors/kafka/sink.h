@@ -34,6 +34,7 @@ public:
 private:
     static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque);
     rd_kafka_topic_t* topic_handle(const std::string& name);
+    static int64_t wall_clock_ms();
 
     KafkaSettings settings_;
     Template topic_;
@@ -42,6 +43,8 @@ private:
     KafkaHandle producer_;
     std::unordered_map<std::string, KafkaTopic> topics_;
     std::string topic_buffer_, key_buffer_, header_buffer_, error_buffer_;
+    // CreateTime of records that bring none: read once per poll (every batch), not per record.
+    int64_t now_ms_ = 0;
 };
 
 }  // namespace kbridge

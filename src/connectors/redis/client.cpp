@@ -51,7 +51,7 @@ void RedisClient::connect(std::chrono::milliseconds timeout) {
     if (url_.db != 0) command({"SELECT", std::to_string(url_.db)});
 }
 
-RedisReply RedisClient::command(const std::vector<std::string>& args) {
+void RedisClient::append(const std::vector<std::string>& args) {
     if (!context_) throw RedisError("redis " + url_.redacted + ": not connected");
     std::vector<const char*> argv;
     std::vector<size_t> lengths;
@@ -61,17 +61,44 @@ RedisReply RedisClient::command(const std::vector<std::string>& args) {
         argv.push_back(a.data());
         lengths.push_back(a.size());
     }
-    auto* reply = static_cast<redisReply*>(
-        redisCommandArgv(context_.get(), static_cast<int>(argv.size()), argv.data(), lengths.data()));
-    if (!reply) {
-        const std::string error = context_->errstr;
-        context_.reset();  // a hiredis context is unusable after an I/O error
-        throw RedisError("redis " + url_.redacted + ": " + error);
-    }
-    RedisReply owned(reply);
-    if (reply->type == REDIS_REPLY_ERROR)
-        throw RedisError("redis " + url_.redacted + ": " + args[0] + ": " + std::string(reply->str, reply->len));
+    if (redisAppendCommandArgv(context_.get(), static_cast<int>(argv.size()), argv.data(), lengths.data()) != REDIS_OK)
+        broken();
+    ++pending_;
+}
+
+void RedisClient::broken() {
+    const std::string error = context_ ? context_->errstr : "not connected";
+    context_.reset();  // a hiredis context is unusable after an I/O error
+    pending_ = 0;
+    throw RedisError("redis " + url_.redacted + ": " + error);
+}
+
+void RedisClient::send(const std::vector<std::string>& args) {
+    append(args);
+    int done = 0;
+    while (!done)
+        if (redisBufferWrite(context_.get(), &done) != REDIS_OK) broken();
+}
+
+RedisReply RedisClient::reply() {
+    if (!context_) throw RedisError("redis " + url_.redacted + ": not connected");
+    void* raw = nullptr;
+    if (redisGetReply(context_.get(), &raw) != REDIS_OK || !raw) broken();
+    --pending_;
+    RedisReply owned(static_cast<redisReply*>(raw));
+    if (owned->type == REDIS_REPLY_ERROR)
+        throw RedisError("redis " + url_.redacted + ": " + std::string(owned->str, owned->len));
     return owned;
+}
+
+RedisReply RedisClient::command(const std::vector<std::string>& args) {
+    append(args);
+    while (pending_ > 1) reply();
+    try {
+        return reply();
+    } catch (const RedisError& e) {
+        throw RedisError(std::string(e.what()) + " (" + args[0] + ")");
+    }
 }
 
 }  // namespace kbridge

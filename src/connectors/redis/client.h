@@ -42,14 +42,23 @@ class RedisClient {
 public:
     explicit RedisClient(RedisUrl url) : url_(std::move(url)) {}
     void connect(std::chrono::milliseconds timeout = std::chrono::seconds(5));
-    // Runs one command (arguments binary-safe). Throws RedisError on I/O errors and on error
-    // replies.
+    // Runs one command (arguments binary-safe) and returns its reply, after checking the replies
+    // of any commands sent before it. Throws RedisError on I/O errors and on error replies.
     RedisReply command(const std::vector<std::string>& args);
+    // Pipelining: send() queues a command and writes it out without waiting; reply() returns the
+    // oldest reply not yet taken.
+    void send(const std::vector<std::string>& args);
+    RedisReply reply();
+    size_t replies_pending() const { return pending_; }
     const RedisUrl& url() const { return url_; }
 
 private:
+    void append(const std::vector<std::string>& args);
+    [[noreturn]] void broken();
+
     RedisUrl url_;
     std::unique_ptr<redisContext, RedisContextDeleter> context_;
+    size_t pending_ = 0;
 };
 
 }  // namespace kbridge

@@ -1,7 +1,8 @@
 #pragma once
-// Source `redis_list`: crash-safe reading of a Redis list. Each batch moves atomically into this
-// worker's in-flight list and leaves it only when acknowledged; a restarted worker first sends
-// again whatever its in-flight list still holds.
+// Source `redis_list`: crash-safe reading of a Redis list. Each batch moves atomically out of the
+// list into a batch list of this worker's, named in the worker's in-flight list, and is deleted
+// only when acknowledged; a restarted worker first sends again every batch still named there.
+#include <deque>
 #include <memory>
 #include <string>
 
@@ -14,8 +15,11 @@ namespace kbridge {
 
 const OptionTable& redis_list_options();
 std::unique_ptr<Source> make_redis_list_source(const Options& options, const ConnectorContext& ctx);
-// Where a worker keeps the records it has taken but not yet seen acknowledged.
+
+// The worker's in-flight list: the names of its unacknowledged batch lists, oldest first.
 std::string redis_in_flight_key(const std::string& list, const std::string& consumer);
+// One unacknowledged batch, its records in the order they are sent.
+std::string redis_batch_key(const std::string& list, const std::string& consumer, uint64_t seq);
 
 class RedisListSource : public Source {
 public:
@@ -32,21 +36,31 @@ public:
 
     void connect() override;
     ReadStatus read(Batch& batch, std::chrono::milliseconds wait) override;
+    void close() override;
     std::optional<uint64_t> backlog() override;
     Format format() const override { return settings_.format; }
     std::string describe() const override { return "redis_list:" + settings_.key; }
 
 private:
+    // Sends the move of the next batch and the read of its records (two replies).
+    void send_move();
+    // Takes the replies of the move sent last (after those of earlier pipelined acks).
+    void receive_move(Batch& batch);
     void take(const RedisReply& items, Batch& batch);
-    RedisReply move_batch(size_t count);
+    void set_ack(Batch& batch, const std::string& batch_key);
 
     Settings settings_;
     std::string in_flight_key_;
     RedisClient client_;
-    std::string script_sha_;
-    uint64_t left_from_last_run_ = 0;  // in-flight records found at connect, sent first
-    uint64_t taken_ = 0;               // records put into batches (recovered ones included)
-    uint64_t acked_ = 0;               // records trimmed from the in-flight list
+    std::string move_sha_;
+    std::deque<std::string> left_by_last_run_;  // batch keys found at connect, sent first
+    uint64_t left_records_ = 0;
+    uint64_t next_seq_ = 0;
+    // A move sent ahead, so Redis works while the previous batch is dispatched: its records are
+    // already in their batch list.
+    bool move_pending_ = false;
+    std::string pending_batch_key_;
+    size_t replies_before_move_ = 0;
 };
 
 }  // namespace kbridge
