@@ -3,6 +3,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace kbridge {
@@ -13,10 +14,11 @@ struct Header {
 };
 
 // A record as it moves through a pipeline: bytes plus where it came from. Fields are decoded from
-// the value by the pipeline's format when a sink needs them.
+// the value by the pipeline's format when a sink needs them. Key and value are views into the
+// batch's storage (or, in a delivery report, the report's message): whoever keeps them copies.
 struct Record {
-    std::optional<std::string> key;
-    std::optional<std::string> value;  // none: a tombstone
+    std::optional<std::string_view> key;
+    std::optional<std::string_view> value;  // none: a tombstone
     std::vector<Header> headers;
     // Set by sources that have them (Kafka); templates read them as {_topic} etc.
     std::string topic;
@@ -30,6 +32,7 @@ enum class Format { Json, Raw };
 // What read() gives: records and the way to acknowledge them once, after they are durable.
 struct Batch {
     std::vector<Record> records;
+    std::vector<char> storage;  // the bytes the records view; a vector never moves them
     std::function<void()> ack;
 };
 

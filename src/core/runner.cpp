@@ -12,9 +12,9 @@ using std::chrono::milliseconds;
 // Enough of a record to find it, without flooding the log.
 std::string describe_record(const Record& record) {
     std::string out;
-    if (record.key) out += "key '" + record.key->substr(0, 64) + "' ";
+    if (record.key) out += "key '" + std::string(record.key->substr(0, 64)) + "' ";
     if (record.value) {
-        out += "value '" + record.value->substr(0, 80) + (record.value->size() > 80 ? "…" : "") + "'";
+        out += "value '" + std::string(record.value->substr(0, 80)) + (record.value->size() > 80 ? "…" : "") + "'";
     } else {
         out += "tombstone";
     }

@@ -2,7 +2,7 @@
 
 namespace kbridge {
 
-bool JsonDecoder::decode(const std::string& text, simdjson::dom::element& out, std::string& error) {
+bool JsonDecoder::decode(std::string_view text, simdjson::dom::element& out, std::string& error) {
     auto result = parser_.parse(text.data(), text.size(), true);
     if (result.error() != simdjson::SUCCESS) {
         error = std::string("invalid JSON: ") + simdjson::error_message(result.error());

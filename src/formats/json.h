@@ -2,6 +2,7 @@
 #include <simdjson.h>
 
 #include <string>
+#include <string_view>
 
 namespace kbridge {
 
@@ -9,7 +10,7 @@ namespace kbridge {
 class JsonDecoder {
 public:
     // On invalid JSON returns false with `error` saying what and where.
-    bool decode(const std::string& text, simdjson::dom::element& out, std::string& error);
+    bool decode(std::string_view text, simdjson::dom::element& out, std::string& error);
 
 private:
     simdjson::dom::parser parser_;

@@ -118,13 +118,13 @@ bool KafkaSink::send(const Record& record, const simdjson::dom::element* fields,
         why = {"template", "topic: " + error_buffer_};
         return false;
     }
-    const std::string* key = record.key ? &*record.key : nullptr;
+    std::optional<std::string_view> key = record.key;
     if (key_) {
         if (!key_->render(record, fields, key_buffer_, error_buffer_)) {
             why = {"template", "key: " + error_buffer_};
             return false;
         }
-        key = &key_buffer_;
+        key = key_buffer_;
     }
     rd_kafka_headers_t* headers = nullptr;
     if (!headers_.empty() || !record.headers.empty()) {
@@ -144,11 +144,13 @@ bool KafkaSink::send(const Record& record, const simdjson::dom::element* fields,
     rd_kafka_topic_t* topic = topic_handle(topic_buffer_);
     const void* value = record.value ? record.value->data() : nullptr;
     const size_t value_size = record.value ? record.value->size() : 0;
+    const void* key_data = key ? key->data() : nullptr;
+    const size_t key_size = key ? key->size() : 0;
     while (true) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
             producer_.get(), RD_KAFKA_V_RKT(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_VALUE(const_cast<void*>(value), value_size),
-            RD_KAFKA_V_KEY(key ? key->data() : nullptr, key ? key->size() : 0),
+            RD_KAFKA_V_KEY(key_data, key_size),
             RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(batch),
             RD_KAFKA_V_TIMESTAMP(record.timestamp > 0 ? record.timestamp : now_ms_), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return true;

@@ -2,9 +2,56 @@
 
 #include <sys/time.h>
 
+#include <hiredis/read.h>
+
 #include <regex>
 
 namespace kbridge {
+namespace {
+
+// hiredis builds replies through a table of functions; while reading a string array, ours put
+// the strings into caller-owned storage and hand hiredis a placeholder. Everything else (an error
+// reply, say) is built by hiredis's own functions.
+struct StringCapture {
+    redisReplyObjectFunctions* defaults;
+    std::vector<char>* storage;
+    std::vector<RedisClient::Place>* places;
+    char placeholder;
+};
+
+StringCapture* capture_of(const redisReadTask* task) { return static_cast<StringCapture*>(task->privdata); }
+
+void* capture_string(const redisReadTask* task, char* str, size_t len) {
+    StringCapture* c = capture_of(task);
+    if (!task->parent) return c->defaults->createString(task, str, len);
+    c->places->push_back({c->storage->size(), len});
+    c->storage->insert(c->storage->end(), str, str + len);
+    return &c->placeholder;
+}
+void* capture_array(const redisReadTask* task, int elements) {
+    StringCapture* c = capture_of(task);
+    if (!task->parent && elements > 0) c->places->reserve(c->places->size() + elements);
+    return &c->placeholder;
+}
+void* capture_integer(const redisReadTask* task, long long value) {
+    StringCapture* c = capture_of(task);
+    return task->parent ? &c->placeholder : c->defaults->createInteger(task, value);
+}
+void* capture_nil(const redisReadTask* task) {
+    StringCapture* c = capture_of(task);
+    return task->parent ? &c->placeholder : c->defaults->createNil(task);
+}
+// hiredis frees what an aborted read built; placeholders are not its to free. The real reply
+// objects it may free are only ever top-level ones, which hold no placeholders.
+thread_local StringCapture* g_active_capture = nullptr;
+void capture_free(void* object) {
+    if (g_active_capture && object == &g_active_capture->placeholder) return;
+    if (g_active_capture) g_active_capture->defaults->freeObject(object);
+}
+
+redisReplyObjectFunctions kCaptureFunctions = {capture_string, capture_array, capture_integer, capture_nil, capture_free};
+
+}  // namespace
 
 RedisUrl parse_redis_url(const std::string& url) {
     RedisUrl out;
@@ -89,6 +136,28 @@ RedisReply RedisClient::reply() {
     if (owned->type == REDIS_REPLY_ERROR)
         throw RedisError("redis " + url_.redacted + ": " + std::string(owned->str, owned->len));
     return owned;
+}
+
+void RedisClient::reply_strings(std::vector<char>& storage, std::vector<Place>& places) {
+    if (!context_) throw RedisError("redis " + url_.redacted + ": not connected");
+    redisReader* reader = context_->reader;
+    StringCapture capture{reader->fn, &storage, &places, 0};
+    void* saved_privdata = reader->privdata;
+    reader->fn = &kCaptureFunctions;
+    reader->privdata = &capture;
+    g_active_capture = &capture;
+    void* raw = nullptr;
+    const int status = redisGetReply(context_.get(), &raw);
+    reader->fn = capture.defaults;
+    reader->privdata = saved_privdata;
+    g_active_capture = nullptr;
+    if (status != REDIS_OK || !raw) broken();
+    --pending_;
+    if (raw == &capture.placeholder) return;
+    RedisReply owned(static_cast<redisReply*>(raw));
+    if (owned->type == REDIS_REPLY_ERROR)
+        throw RedisError("redis " + url_.redacted + ": " + std::string(owned->str, owned->len));
+    throw RedisError("redis " + url_.redacted + ": expected a list of strings");
 }
 
 RedisReply RedisClient::command(const std::vector<std::string>& args) {

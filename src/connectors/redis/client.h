@@ -50,6 +50,13 @@ public:
     void send(const std::vector<std::string>& args);
     RedisReply reply();
     size_t replies_pending() const { return pending_; }
+    // Takes the next reply, an array of strings (e.g. LRANGE's), appending each string to
+    // `storage` and its place to `places`, with none of hiredis's per-element allocations.
+    struct Place {
+        size_t offset;
+        size_t size;
+    };
+    void reply_strings(std::vector<char>& storage, std::vector<Place>& places);
     const RedisUrl& url() const { return url_; }
 
 private:

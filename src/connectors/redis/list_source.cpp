@@ -123,16 +123,17 @@ void RedisListSource::receive_move(Batch& batch) {
         send_move();
         return receive_move(batch);
     }
-    take(client_.reply(), batch);
+    take(batch);
     if (!batch.records.empty()) set_ack(batch, pending_batch_key_);
 }
 
-void RedisListSource::take(const RedisReply& items, Batch& batch) {
-    batch.records.reserve(batch.records.size() + items->elements);
-    for (size_t i = 0; i < items->elements; ++i) {
-        const redisReply* item = items->element[i];
+void RedisListSource::take(Batch& batch) {
+    std::vector<RedisClient::Place> places;
+    client_.reply_strings(batch.storage, places);
+    batch.records.reserve(places.size());
+    for (const auto& place : places) {
         Record record;
-        record.value.emplace(item->str, item->len);
+        record.value.emplace(batch.storage.data() + place.offset, place.size);
         batch.records.push_back(std::move(record));
     }
 }
@@ -150,7 +151,9 @@ ReadStatus RedisListSource::read(Batch& batch, std::chrono::milliseconds wait) {
     if (!left_by_last_run_.empty()) {
         const std::string name = std::move(left_by_last_run_.front());
         left_by_last_run_.pop_front();
-        take(client_.command({"LRANGE", name, "0", "-1"}), batch);
+        while (client_.replies_pending()) client_.reply();
+        client_.send({"LRANGE", name, "0", "-1"});
+        take(batch);
         left_records_ -= std::min<uint64_t>(left_records_, batch.records.size());
         set_ack(batch, name);  // an empty batch is acknowledged at once, forgetting its name
         return ReadStatus::Records;

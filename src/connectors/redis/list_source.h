@@ -46,7 +46,8 @@ private:
     void send_move();
     // Takes the replies of the move sent last (after those of earlier pipelined acks).
     void receive_move(Batch& batch);
-    void take(const RedisReply& items, Batch& batch);
+    // Takes the next reply, an LRANGE's, as the batch's records.
+    void take(Batch& batch);
     void set_ack(Batch& batch, const std::string& batch_key);
 
     Settings settings_;
