@@ -88,6 +88,7 @@ void PipelineRunner::dispatch(Batch& batch) {
     const bool json = source_->format() == Format::Json;
     simdjson::dom::element fields;
     std::string error;
+    if (json) decoder_.start(batch.contiguous_values);
     for (Record& record : batch.records) {
         const simdjson::dom::element* decoded = nullptr;
         if (json && record.value) {

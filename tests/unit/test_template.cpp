@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "core/record.h"
 #include "formats/json.h"
 #include "formats/template.h"
 
@@ -60,6 +61,55 @@ TEST(JsonDecoder, RejectsInvalidJsonAndNonObjects) {
     EXPECT_NE(error.find("invalid JSON"), std::string::npos);
     EXPECT_FALSE(decoder.decode("[1,2]", fields, error));
     EXPECT_TRUE(decoder.decode(R"({"a":"ü\n"})", fields, error));
+}
+
+}  // namespace
+}  // namespace kbridge
+
+namespace kbridge {
+namespace {
+
+// Decodes `values` laid back to back in one padded buffer, as a batch, and record by record:
+// the outcomes must be the same.
+std::vector<std::string> decode_batch(const std::vector<std::string>& values, bool contiguous) {
+    std::vector<char> storage;
+    std::vector<std::pair<size_t, size_t>> places;
+    for (const auto& v : values) {
+        places.push_back({storage.size(), v.size()});
+        storage.insert(storage.end(), v.begin(), v.end());
+    }
+    const size_t size = storage.size();
+    storage.resize(size + kValuePadding);
+    JsonDecoder decoder;
+    decoder.start(contiguous ? std::string_view(storage.data(), size) : std::string_view());
+    std::vector<std::string> outcomes;
+    for (const auto& [offset, length] : places) {
+        simdjson::dom::element element;
+        std::string error;
+        if (decoder.decode(std::string_view(storage.data() + offset, length), element, error))
+            outcomes.push_back(simdjson::minify(element));
+        else
+            outcomes.push_back(error);
+    }
+    return outcomes;
+}
+
+TEST(JsonDecoder, ABatchDecodesAsItsRecordsWouldAlone) {
+    const std::vector<std::vector<std::string>> cases = {
+        {R"({"a":1})", R"({"b":[1,2]})", R"({"c":"x"})"},
+        {R"({"a":1})", "{not json", R"({"c":"x"})"},
+        {R"({"a":)", R"(1})", R"({"c":"x"})"},  // two records that only together are a document
+        {R"({"a":1})", "42", R"({"c":"x"})"},
+        {R"({"a":1} )", R"( {"b":2})", "\n{\"c\":3}\n"},
+        {R"({"a":1})", "[1]", "[2]"},
+        {"", R"({"a":1})"},
+    };
+    for (const auto& values : cases) {
+        const auto together = decode_batch(values, true);
+        const auto alone = decode_batch(values, false);
+        EXPECT_EQ(together, alone) << values[0] << " " << values[1];
+    }
+    EXPECT_EQ(decode_batch({R"({"a":)", R"(1})"}, true)[0].rfind("invalid JSON", 0), 0u);
 }
 
 }  // namespace

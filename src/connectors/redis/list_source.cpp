@@ -130,6 +130,9 @@ void RedisListSource::receive_move(Batch& batch) {
 void RedisListSource::take(Batch& batch) {
     std::vector<RedisClient::Place> places;
     client_.reply_strings(batch.storage, places);
+    const size_t size = batch.storage.size();
+    batch.storage.resize(size + kValuePadding);  // before any view is taken: it may move the bytes
+    batch.contiguous_values = std::string_view(batch.storage.data(), size);
     batch.records.reserve(places.size());
     for (const auto& place : places) {
         Record record;
