@@ -129,8 +129,11 @@ void RedisListSource::receive_move(Batch& batch) {
 
 void RedisListSource::take(Batch& batch) {
     std::vector<RedisClient::Place> places;
+    // Batches are alike: room for the last one's bytes spares growing the buffer record by record.
+    batch.storage.reserve(storage_hint_);
     client_.reply_strings(batch.storage, places);
     const size_t size = batch.storage.size();
+    storage_hint_ = std::max(storage_hint_, size + kValuePadding);
     batch.storage.resize(size + kValuePadding);  // before any view is taken: it may move the bytes
     batch.contiguous_values = std::string_view(batch.storage.data(), size);
     batch.records.reserve(places.size());

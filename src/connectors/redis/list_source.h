@@ -62,6 +62,7 @@ private:
     bool move_pending_ = false;
     std::string pending_batch_key_;
     size_t replies_before_move_ = 0;
+    size_t storage_hint_ = 0;
 };
 
 }  // namespace kbridge
