@@ -178,6 +178,23 @@ TEST_F(RedisToKafka, RetriableProduceErrorsLoseAndDuplicateNothing) {
     EXPECT_EQ(message_count(kafka.bootstraps(), topic), total);
 }
 
+TEST_F(RedisToKafka, AFailedDeliveryIsNeverSwallowed) {
+    const int total = 3000;
+    redis.push(list, make_events(0, total));
+    for (int broker = 1; broker <= kafka.broker_count(); ++broker)
+        rd_kafka_mock_broker_set_down(kafka.cluster(), broker);
+    const RunResult r = run_kbridge({"run", config(), "--once", "--set", "kafka.properties.message.timeout.ms=1500"},
+                                    dir.path().string(), env());
+    for (int broker = 1; broker <= kafka.broker_count(); ++broker)
+        rd_kafka_mock_broker_set_up(kafka.cluster(), broker);
+    EXPECT_EQ(r.code, 1) << r.err;
+    EXPECT_NE(r.err.find("Local: Message timed out"), std::string::npos) << r.err;
+    std::set<long long> in_redis;
+    for (const auto& v : in_flight_records()) in_redis.insert(event_id(v));
+    for (const auto& v : redis.lrange(list)) in_redis.insert(event_id(v));
+    EXPECT_EQ(in_redis.size(), static_cast<size_t>(total)) << "every record must still be in Redis";
+}
+
 TEST_F(RedisToKafka, UndecodableAndUntemplatableRecordsGoToTheDeadLetterTopic) {
     auto events = make_events(0, 1000);
     events.insert(events.begin() + 300, "{not json");

@@ -116,7 +116,7 @@ void RedisListSource::receive_move(Batch& batch) {
     try {
         client_.reply();
     } catch (const RedisError& e) {
-        client_.reply();  // the LRANGE sent with it
+        if (client_.replies_pending()) client_.reply();  // the LRANGE sent with it, if still connected
         if (std::string(e.what()).find("NOSCRIPT") == std::string::npos) throw;
         // The server restarted or flushed its scripts since connect(): load it, move again.
         move_sha_ = client_.command({"SCRIPT", "LOAD", kMoveScript})->str;
