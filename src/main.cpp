@@ -36,6 +36,14 @@ int main(int argc, char** argv) {
     dev_cmd->add_option("--topic", dev.topics, "create NAME[:PARTITIONS] (repeatable; default 4 partitions)");
     dev_cmd->add_option("--bootstrap-file", dev.bootstrap_file, "write the bootstrap servers to this file when ready");
 
+    StateArgs state;
+    auto* state_cmd = app.add_subcommand("state", "show, set or reset a pipeline's stored source position");
+    state_cmd->add_option("action", state.action, "show | set | reset")->required()->check(CLI::IsMember({"show", "set", "reset"}));
+    state_cmd->add_option("config", state.config, "pipeline file")->required();
+    state_cmd->add_option("pipeline", state.pipeline, "pipeline name")->required();
+    state_cmd->add_option("values", state.values, "NAME=VALUE for set, e.g. incrementing=1000");
+    state_cmd->add_option("--state-dir", state.state_dir, "positions and locks");
+
     auto* version_cmd = app.add_subcommand("version", "print the version");
 
     try {
@@ -52,6 +60,7 @@ int main(int argc, char** argv) {
     }
     if (run_cmd->parsed()) return run_command(run);
     if (validate_cmd->parsed()) return validate_command(validate_config, validate_overrides);
+    if (state_cmd->parsed()) return state_command(state);
     if (dev_cmd->parsed()) return dev_kafka_command(dev);
     if (version_cmd->parsed()) return version_command();
     return kExitUsage;

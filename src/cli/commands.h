@@ -24,7 +24,16 @@ struct DevKafkaArgs {
     std::string bootstrap_file;
 };
 
+struct StateArgs {
+    std::string action;  // show | set | reset
+    std::string config;
+    std::string pipeline;
+    std::vector<std::string> values;  // NAME=VALUE, for set
+    std::string state_dir;
+};
+
 int run_command(const RunArgs& args);
+int state_command(const StateArgs& args);
 int validate_command(const std::string& config, const std::vector<std::string>& overrides);
 int dev_kafka_command(const DevKafkaArgs& args);
 int version_command();

@@ -1,6 +1,7 @@
 #include "core/registry.h"
 
 #include "connectors/kafka/sink.h"
+#include "connectors/postgres/table_source.h"
 #include "connectors/redis/list_source.h"
 
 namespace kbridge {
@@ -28,6 +29,7 @@ const Kind& find_kind(const std::vector<Kind>& kinds, const ConnectorConfig& blo
 const std::vector<SourceKind>& source_kinds() {
     static const std::vector<SourceKind> kinds = {
         {"redis_list", &redis_list_options(), make_redis_list_source},
+        {"postgres_table", &postgres_table_options(), make_postgres_table_source},
     };
     return kinds;
 }

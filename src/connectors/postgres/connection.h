@@ -1,0 +1,61 @@
+#pragma once
+// RAII over libpq: a connection, results, identifier/literal quoting, and a reader of binary COPY
+// output that streams one row at a time.
+#include <libpq-fe.h>
+
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kbridge {
+
+class PostgresError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+struct PgResultDeleter {
+    void operator()(PGresult* r) const { PQclear(r); }
+};
+using PgResult = std::unique_ptr<PGresult, PgResultDeleter>;
+
+// The URL or conninfo with any password masked, for logs and errors.
+std::string redact_postgres_url(const std::string& url);
+
+class PostgresConnection {
+public:
+    explicit PostgresConnection(std::string url) : url_(std::move(url)) {}
+    void connect();
+    // Runs SQL that returns rows or nothing; throws PostgresError naming the server's message.
+    PgResult exec(const std::string& sql);
+    PgResult exec_params(const std::string& sql, const std::vector<std::optional<std::string>>& params);
+    std::string quote_identifier(const std::string& name);  // "Mixed Case" -> "\"Mixed Case\""
+    std::string quote_literal(const std::string& value);
+    // "schema.table" or "table" -> each part quoted.
+    std::string quote_table(const std::string& table);
+
+    // Starts COPY (...) TO STDOUT (FORMAT binary).
+    void copy_out(const std::string& copy_sql);
+    // The next row of the COPY: its fields (none for NULL) valid until the next call. False at
+    // the end of the COPY, whose outcome is then checked.
+    bool next_copy_row(std::vector<std::optional<std::string_view>>& fields);
+    const std::string& redacted_url() const { return redacted_; }
+    PGconn* get() { return conn_.get(); }
+
+private:
+    struct ConnDeleter {
+        void operator()(PGconn* c) const { PQfinish(c); }
+    };
+    [[noreturn]] void fail(const std::string& what, const PGresult* result = nullptr);
+
+    std::string url_;
+    std::string redacted_;
+    std::unique_ptr<PGconn, ConnDeleter> conn_;
+    std::unique_ptr<char, void (*)(void*)> copy_buffer_{nullptr, PQfreemem};
+    bool copy_header_seen_ = false;
+};
+
+}  // namespace kbridge

@@ -1,0 +1,308 @@
+#include "connectors/postgres/table_source.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <thread>
+
+namespace kbridge {
+namespace {
+
+const OptionTable kOptions = {
+    {"type", OptionType::String, "", "postgres_table"},
+    {"url", OptionType::String, "", "libpq URI or key=value conninfo (default: postgres.url)"},
+    {"table", OptionType::String, "", "schema.table to export (or query)"},
+    {"query", OptionType::String, "", "a SELECT to export instead of a table (bulk mode)"},
+    {"mode", OptionType::Choice, "bulk", "bulk | incrementing | timestamp | timestamp+incrementing",
+     {"bulk", "incrementing", "timestamp", "timestamp+incrementing"}},
+    {"incrementing_column", OptionType::String, "", "a strictly increasing column, e.g. a serial id"},
+    {"timestamp_column", OptionType::String, "", "a column set to the time of each insert/update"},
+    {"columns", OptionType::StringList, "", "columns to export (default: all)"},
+    {"where", OptionType::String, "", "an SQL condition rows must meet"},
+    {"key_columns", OptionType::StringList, "", "the record key (default: the primary key)"},
+    {"fetch_size", OptionType::Integer, "5000", "rows per batch"},
+    {"poll_interval", OptionType::Duration, "5s", "follow mode: time between reads"},
+};
+
+// The stored position's names.
+constexpr const char* kIncrementing = "incrementing";
+constexpr const char* kTimestamp = "timestamp";
+constexpr const char* kHorizon = "horizon";  // xid8: every transaction before it was exported
+
+PostgresTableSource::Mode parse_mode(const std::string& text) {
+    if (text == "incrementing") return PostgresTableSource::Mode::Incrementing;
+    if (text == "timestamp") return PostgresTableSource::Mode::Timestamp;
+    if (text == "timestamp+incrementing") return PostgresTableSource::Mode::TimestampIncrementing;
+    return PostgresTableSource::Mode::Bulk;
+}
+
+}  // namespace
+
+const OptionTable& postgres_table_options() { return kOptions; }
+
+std::unique_ptr<Source> make_postgres_table_source(const Options& options, const ConnectorContext& ctx) {
+    PostgresTableSource::Settings s;
+    s.url = options.has("url") ? options.str("url") : ctx.config.postgres.str("url");
+    if (s.url.empty()) throw options.error("url", "no PostgreSQL URL: set url here or postgres.url");
+    s.table = options.str("table");
+    s.query = options.str("query");
+    if (s.table.empty() == s.query.empty()) throw options.error("table", "give either table or query");
+    s.mode = parse_mode(options.str("mode"));
+    s.incrementing_column = options.str("incrementing_column");
+    s.timestamp_column = options.str("timestamp_column");
+    using Mode = PostgresTableSource::Mode;
+    if ((s.mode == Mode::Incrementing || s.mode == Mode::TimestampIncrementing) && s.incrementing_column.empty())
+        throw options.error("mode", "mode " + options.str("mode") + " needs incrementing_column");
+    if ((s.mode == Mode::Timestamp || s.mode == Mode::TimestampIncrementing) && s.timestamp_column.empty())
+        throw options.error("mode", "mode " + options.str("mode") + " needs timestamp_column");
+    if (s.mode != Mode::Bulk && !s.query.empty())
+        throw options.error("query", "incremental modes read a table: rows committed late are found by "
+                                     "their transaction ids, which a query does not have");
+    s.columns = options.string_list("columns");
+    s.where = options.str("where");
+    s.key_columns = options.string_list("key_columns");
+    if (!s.columns.empty()) {
+        auto require = [&](const std::string& column, const char* option) {
+            if (!column.empty() && std::find(s.columns.begin(), s.columns.end(), column) == s.columns.end())
+                throw options.error("columns", "lacks '" + column + "', the " + option);
+        };
+        require(s.incrementing_column, "incrementing_column");
+        require(s.timestamp_column, "timestamp_column");
+        for (const auto& k : s.key_columns) require(k, "key column");
+    }
+    const int64_t fetch_size = options.integer("fetch_size");
+    if (fetch_size < 1 || fetch_size > 100000) throw options.error("fetch_size", "must be between 1 and 100000");
+    s.fetch_size = static_cast<size_t>(fetch_size);
+    s.poll_interval = options.duration("poll_interval");
+    s.once = ctx.once;
+    s.state_dir = ctx.state_dir;
+    s.pipeline = ctx.pipeline;
+    return std::make_unique<PostgresTableSource>(std::move(s));
+}
+
+PostgresTableSource::PostgresTableSource(Settings settings)
+    : settings_(std::move(settings)), conn_(settings_.url), store_(settings_.state_dir, settings_.pipeline) {}
+
+std::string PostgresTableSource::describe() const {
+    return "postgres_table:" + (settings_.table.empty() ? std::string("query") : settings_.table);
+}
+
+void PostgresTableSource::connect() {
+    conn_.connect();
+    conn_.exec("SET datestyle = 'ISO, YMD'");  // positions are read back as literals
+    if (!settings_.table.empty()) {
+        // Named here, before any COPY: the server's own message would not say which option.
+        const PgResult found = conn_.exec_params("SELECT to_regclass($1) IS NOT NULL", {conn_.quote_table(settings_.table)});
+        if (std::string(PQgetvalue(found.get(), 0, 0)) != "t")
+            throw PostgresError("postgres " + conn_.redacted_url() + ": table '" + settings_.table + "' does not exist");
+        std::vector<std::string> wanted = settings_.columns;
+        for (const auto* c : {&settings_.incrementing_column, &settings_.timestamp_column})
+            if (!c->empty()) wanted.push_back(*c);
+        for (const auto& c : settings_.key_columns) wanted.push_back(c);
+        for (const auto& column : wanted) {
+            const PgResult exists = conn_.exec_params(
+                "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2 AND attnum > 0 AND NOT attisdropped",
+                {conn_.quote_table(settings_.table), column});
+            if (PQntuples(exists.get()) == 0)
+                throw PostgresError("postgres " + conn_.redacted_url() + ": table '" + settings_.table +
+                                    "' has no column '" + column + "'");
+        }
+    }
+    key_columns_ = settings_.key_columns;
+    if (key_columns_.empty() && !settings_.table.empty()) {
+        const PgResult pk = conn_.exec_params(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+            "WHERE i.indrelid = to_regclass($1) AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)",
+            {conn_.quote_table(settings_.table)});
+        for (int i = 0; i < PQntuples(pk.get()); ++i) key_columns_.push_back(PQgetvalue(pk.get(), i, 0));
+    }
+    if (incremental()) {
+        if (auto stored = store_.load()) position_ = *stored;
+        if (!position_.empty()) {
+            std::string shown;
+            for (const auto& [name, value] : position_) shown += (shown.empty() ? "" : ", ") + name + "=" + value;
+            spdlog::info("postgres_table {}: resuming after {}", settings_.table, shown);
+        }
+    }
+    last_save_ = std::chrono::steady_clock::now();
+}
+
+std::optional<uint64_t> PostgresTableSource::backlog() {
+    if (settings_.table.empty() || incremental()) return std::nullopt;
+    const PgResult estimate = conn_.exec_params("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass($1)",
+                                                {conn_.quote_table(settings_.table)});
+    const long long rows = PQntuples(estimate.get()) ? std::atoll(PQgetvalue(estimate.get(), 0, 0)) : -1;
+    if (rows < 0) return std::nullopt;  // never analyzed
+    return static_cast<uint64_t>(rows);
+}
+
+std::string PostgresTableSource::position_condition() {
+    auto column = [&](const std::string& name) { return "src." + conn_.quote_identifier(name); };
+    auto value = [&](const char* name) -> std::optional<std::string> {
+        auto it = position_.find(name);
+        if (it == position_.end()) return std::nullopt;
+        return conn_.quote_literal(it->second);
+    };
+    switch (settings_.mode) {
+        case Mode::Incrementing:
+            if (auto v = value(kIncrementing)) return column(settings_.incrementing_column) + " > " + *v;
+            break;
+        case Mode::Timestamp:
+            if (auto v = value(kTimestamp)) return column(settings_.timestamp_column) + " > " + *v;
+            break;
+        case Mode::TimestampIncrementing: {
+            auto ts = value(kTimestamp), inc = value(kIncrementing);
+            if (ts && inc)
+                return "(" + column(settings_.timestamp_column) + ", " + column(settings_.incrementing_column) +
+                       ") > (" + *ts + ", " + *inc + ")";
+            break;
+        }
+        case Mode::Bulk: break;
+    }
+    return "TRUE";
+}
+
+// Ages compare transaction ids across wraparound, and a frozen row is infinitely old.
+static std::string xid_literal(const std::string& xid8) {
+    return "'" + std::to_string(std::stoull(xid8) % 4294967296ULL) + "'::xid";
+}
+
+std::string PostgresTableSource::copy_statement(const std::string& snapshot_xmin) {
+    std::string select_list = "*";
+    if (!settings_.columns.empty()) {
+        select_list.clear();
+        for (const auto& c : settings_.columns) select_list += (select_list.empty() ? "" : ", ") + conn_.quote_identifier(c);
+    }
+    std::string from = settings_.table.empty() ? "(" + settings_.query + ") src" : conn_.quote_table(settings_.table) + " src";
+    std::vector<std::string> conditions;
+    if (!settings_.where.empty()) conditions.push_back("(" + settings_.where + ")");
+    if (incremental()) {
+        // Only rows of transactions older than every one still running: no row can commit
+        // later with a position before theirs unseen, because...
+        conditions.push_back("age(src.xmin) > age(" + xid_literal(snapshot_xmin) + ")");
+        // ...rows after the position, and any row of a transaction since the last export's
+        // horizon (committed late, wherever its position), are exported.
+        std::string after = position_condition();
+        auto horizon = position_.find(kHorizon);
+        if (horizon != position_.end() && after != "TRUE")
+            after = "(" + after + " OR age(src.xmin) <= age(" + xid_literal(horizon->second) + "))";
+        conditions.push_back(after);
+    }
+    std::string where;
+    for (const auto& c : conditions) where += (where.empty() ? " WHERE " : " AND ") + c;
+
+    auto t = [&](const std::string& name) { return "t." + conn_.quote_identifier(name); };
+    std::string key = "NULL::text";
+    if (key_columns_.size() == 1) {
+        key = t(key_columns_[0]) + "::text";
+    } else if (key_columns_.size() > 1) {
+        key = "json_build_object(";
+        for (size_t i = 0; i < key_columns_.size(); ++i)
+            key += (i ? ", " : "") + conn_.quote_literal(key_columns_[i]) + ", " + t(key_columns_[i]);
+        key += ")::text";
+    }
+    std::string order;
+    std::string positions = ", NULL::text, NULL::text";
+    switch (settings_.mode) {
+        case Mode::Incrementing:
+            order = " ORDER BY " + t(settings_.incrementing_column);
+            positions = ", " + t(settings_.incrementing_column) + "::text, NULL::text";
+            break;
+        case Mode::Timestamp:
+            order = " ORDER BY " + t(settings_.timestamp_column);
+            positions = ", NULL::text, " + t(settings_.timestamp_column) + "::text";
+            break;
+        case Mode::TimestampIncrementing:
+            order = " ORDER BY " + t(settings_.timestamp_column) + ", " + t(settings_.incrementing_column);
+            positions = ", " + t(settings_.incrementing_column) + "::text, " + t(settings_.timestamp_column) + "::text";
+            break;
+        case Mode::Bulk: break;
+    }
+    return "COPY (SELECT row_to_json(t)::text, " + key + positions + " FROM (SELECT " + select_list + " FROM " +
+           from + where + ") t" + order + ") TO STDOUT (FORMAT binary)";
+}
+
+void PostgresTableSource::start_export() {
+    // One snapshot for the whole export: a bulk export is consistent, and an incremental one
+    // knows which transactions were still running when it looked.
+    conn_.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    const PgResult snapshot = conn_.exec("SELECT pg_snapshot_xmin(pg_current_snapshot())::text");
+    export_horizon_ = PQgetvalue(snapshot.get(), 0, 0);
+    conn_.copy_out(copy_statement(export_horizon_));
+    read_position_ = position_;
+    exporting_ = true;
+}
+
+ReadStatus PostgresTableSource::read(Batch& batch, std::chrono::milliseconds wait) {
+    if (!exporting_) {
+        if (exported_once_ && settings_.once) return ReadStatus::End;
+        const auto now = std::chrono::steady_clock::now();
+        if (exported_once_ && now < next_export_) {
+            std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(wait, next_export_ - now));
+            return ReadStatus::Idle;
+        }
+        start_export();
+    }
+    std::vector<char> keys;
+    std::vector<std::pair<size_t, size_t>> values, key_places;
+    while (values.size() < settings_.fetch_size) {
+        if (!conn_.next_copy_row(fields_)) {
+            conn_.exec("COMMIT");
+            exporting_ = false;
+            exported_once_ = true;
+            next_export_ = std::chrono::steady_clock::now() + settings_.poll_interval;
+            break;
+        }
+        const std::string_view value = *fields_[0];
+        values.push_back({batch.storage.size(), value.size()});
+        batch.storage.insert(batch.storage.end(), value.begin(), value.end());
+        if (fields_[1]) {
+            key_places.push_back({keys.size(), fields_[1]->size()});
+            keys.insert(keys.end(), fields_[1]->begin(), fields_[1]->end());
+        } else {
+            key_places.push_back({SIZE_MAX, 0});
+        }
+        if (fields_[2]) read_position_[kIncrementing] = std::string(*fields_[2]);
+        if (fields_[3]) read_position_[kTimestamp] = std::string(*fields_[3]);
+    }
+    const size_t values_size = batch.storage.size();
+    batch.storage.resize(values_size + kValuePadding);
+    const size_t keys_at = batch.storage.size();
+    batch.storage.insert(batch.storage.end(), keys.begin(), keys.end());
+    batch.contiguous_values = std::string_view(batch.storage.data(), values_size);
+    batch.records.resize(values.size());
+    for (size_t i = 0; i < values.size(); ++i) {
+        batch.records[i].value.emplace(batch.storage.data() + values[i].first, values[i].second);
+        if (key_places[i].first != SIZE_MAX)
+            batch.records[i].key.emplace(batch.storage.data() + keys_at + key_places[i].first, key_places[i].second);
+    }
+    if (incremental()) {
+        Position reached = read_position_;
+        const bool export_done = !exporting_;
+        // Once every row of the export is acknowledged, every transaction before its snapshot's
+        // horizon has been exported.
+        if (export_done) reached[kHorizon] = export_horizon_;
+        batch.ack = [this, reached, export_done] {
+            position_ = reached;
+            position_dirty_ = true;
+            save_acked(export_done);
+        };
+    }
+    return ReadStatus::Records;  // possibly empty: the end of an export, acknowledged in order
+}
+
+void PostgresTableSource::save_acked(bool force) {
+    // A crash between saves only sends the rows since again; fsync-ing every batch would not
+    // make anything safer, only slower.
+    const auto now = std::chrono::steady_clock::now();
+    if (!position_dirty_ || (!force && now - last_save_ < std::chrono::seconds(1))) return;
+    store_.save(position_);
+    position_dirty_ = false;
+    last_save_ = now;
+}
+
+void PostgresTableSource::close() {
+    if (incremental()) save_acked(true);
+}
+
+}  // namespace kbridge
