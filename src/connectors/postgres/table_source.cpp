@@ -218,7 +218,8 @@ std::string PostgresTableSource::copy_statement(const std::string& snapshot_xmin
             break;
         case Mode::Bulk: break;
     }
-    return "COPY (SELECT row_to_json(t)::text, " + key + positions + " FROM (SELECT " + select_list + " FROM " +
+    // t.*: a column named t would take the place of a bare t.
+    return "COPY (SELECT row_to_json(t.*)::text, " + key + positions + " FROM (SELECT " + select_list + " FROM " +
            from + where + ") t" + order + ") TO STDOUT (FORMAT binary)";
 }
 
