@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 
 namespace kbridge {
@@ -207,9 +208,12 @@ void PipelineRunner::show_progress(bool final_line) {
     const uint64_t done = stats_.delivered + stats_.dead_lettered;
     const double rate = seconds > 0 ? done / seconds : 0;
     if (total_ && *total_ > 0) {
-        std::fprintf(stderr, "\r\033[K%s: %llu/%llu (%.0f%%) %.0f records/s", name_.c_str(),
-                     static_cast<unsigned long long>(done), static_cast<unsigned long long>(*total_),
-                     100.0 * done / *total_, rate);
+        // The total may be an estimate (PostgreSQL's reltuples): never show less than done.
+        const uint64_t total = std::max<uint64_t>(*total_, done);
+        const long eta = rate > 0 ? static_cast<long>((total - done) / rate) : 0;
+        std::fprintf(stderr, "\r\033[K%s: %llu/%llu (%.0f%%) %.0f records/s, ETA %ld:%02ld", name_.c_str(),
+                     static_cast<unsigned long long>(done), static_cast<unsigned long long>(total),
+                     100.0 * done / total, rate, eta / 60, eta % 60);
     } else {
         std::fprintf(stderr, "\r\033[K%s: %llu records, %.0f records/s", name_.c_str(),
                      static_cast<unsigned long long>(done), rate);

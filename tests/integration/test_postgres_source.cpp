@@ -253,3 +253,31 @@ TEST_F(PostgresToKafka, StateShowSetAndReset) {
 
 }  // namespace
 }  // namespace kbridge::test
+
+namespace kbridge::test {
+namespace {
+
+TEST_F(PostgresToKafka, FollowModePollsForNewRowsAndStopsCleanly) {
+    pg.exec("CREATE TABLE events (id bigserial PRIMARY KEY, note text); INSERT INTO events (note) VALUES ('a'), ('b')");
+    const std::string path = config("      table: events\n      mode: incrementing\n      incrementing_column: id\n      poll_interval: 200ms\n");
+    Process follow({KBRIDGE_BINARY, "run", path, "--state-dir", dir.file("state")}, dir.path().string(), env());
+    auto wait_for = [&](int64_t count) {
+        const auto deadline = std::chrono::steady_clock::now() + 20s;
+        while (message_count(kafka.bootstraps(), "rows") < count) {
+            ASSERT_LT(std::chrono::steady_clock::now(), deadline) << follow.err();
+            std::this_thread::sleep_for(20ms);
+        }
+    };
+    wait_for(2);
+    pg.exec("INSERT INTO events (note) SELECT 'more' FROM generate_series(1, 50)");
+    wait_for(52);
+    follow.signal(SIGTERM);
+    ASSERT_EQ(follow.wait(10s), 0) << follow.err();
+    expect_each_once(ids(), 1, 52);
+    // The position was saved at the stop: a --once run finds nothing new.
+    const RunResult again = run(path);
+    EXPECT_NE(again.err.find("read 0, delivered 0"), std::string::npos) << again.err;
+}
+
+}  // namespace
+}  // namespace kbridge::test
