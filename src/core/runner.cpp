@@ -86,7 +86,8 @@ void PipelineRunner::dispatch(Batch& batch) {
     batches_.push_back(std::move(state));
     in_flight_ += batch.records.size();
     stats_.read += batch.records.size();
-    const bool json = source_->format() == Format::Json;
+    const bool json = source_->format() == Format::Json &&
+                      (sink_->needs_fields() || !source_->values_are_valid_json());
     simdjson::dom::element fields;
     std::string error;
     if (json) decoder_.start(batch.contiguous_values);

@@ -37,6 +37,8 @@ public:
     // `fields` is the decoded value, or null for raw records.
     virtual bool send(const Record& record, const simdjson::dom::element* fields,
                       BatchState* batch, Rejection& why) = 0;
+    // Whether send() reads the decoded fields (templates naming fields do).
+    virtual bool needs_fields() const { return true; }
     // Serves delivery reports, waiting up to `wait` for one.
     virtual void poll(std::chrono::milliseconds wait) = 0;
     virtual std::string describe() const = 0;

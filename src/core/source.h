@@ -27,6 +27,9 @@ public:
     // Records still waiting in the source, for progress; none when unknown.
     virtual std::optional<uint64_t> backlog() { return std::nullopt; }
     virtual Format format() const = 0;
+    // True when every value is a JSON object by construction (PostgreSQL's row_to_json): it
+    // then needs parsing only if a sink reads its fields.
+    virtual bool values_are_valid_json() const { return false; }
     // Names the source in dead-letter headers and logs, e.g. "redis_list:user_behavior".
     virtual std::string describe() const = 0;
 };

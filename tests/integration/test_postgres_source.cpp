@@ -61,15 +61,16 @@ TEST_F(PostgresToKafka, EveryCommonTypeArrivesAsRowToJsonGivesIt) {
         CREATE TABLE types (
             id int PRIMARY KEY, i2 int2, i8 int8, num numeric(20,6), f8 float8, r real, ok bool,
             t text, vc varchar(20), u uuid, d date, ts timestamp, tz timestamptz, iv interval,
-            j json, jb jsonb, b bytea, ia int[], ta text[], "Mixed Case" text);
+            j json, jb jsonb, b bytea, ia int[], ta text[], "Mixed Case" text, c char(4), ctl text, f4 real);
         INSERT INTO types VALUES
           (1, 32767, 9223372036854775807, 12345678901234.123456, 'NaN', 1.5, true,
            E'quote " backslash \\ newline \n tab \t ü 漢字 🎉', 'v', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
            '2024-02-29', '2024-02-29 23:59:59.123456', '2024-02-29 23:59:59+05:30', '1 year 2 mons 3 days 04:05:06',
-           '{"a": [1, "x", null], "b": {"c": true}}', '{"z": 1, "a": [2]}', E'\\x00ff10', '{1,2,NULL}', '{"a b","c\"d"}', 'MiXeD'),
+           '{"a": [1, "x", null], "b": {"c": true}}', '{"z": 1, "a": [2]}', E'\\x00ff10', '{1,2,NULL}', '{"a b","c\"d"}', 'MiXeD', 'ab', E'bell \x07 esc \x1b del \x7f', 1e-30),
           (2, -1, -1, -0.000001, 'Infinity', -0.0, false, '', '', NULL, NULL, NULL, NULL, NULL,
-           'null', '[]', ''::bytea, '{}', '{}', NULL),
-          (3, NULL, NULL, NULL, '-Infinity', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+           'null', '[]', ''::bytea, '{}', '{}', NULL, '', E'\r\b\f', 'NaN'),
+          (3, NULL, NULL, NULL, '-Infinity', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+          (4, 0, 0, 'NaN', 1e100, '-0', NULL, 'x', 'y', NULL, 'infinity', '-infinity', 'infinity', NULL, '"s"', '"s"', NULL, NULL, NULL, NULL, 'z', NULL, 3.4e38);
     )SQL");
     const RunResult r = run(config("      table: types\n"));
     ASSERT_EQ(r.code, 0) << r.err;
@@ -277,6 +278,22 @@ TEST_F(PostgresToKafka, FollowModePollsForNewRowsAndStopsCleanly) {
     // The position was saved at the stop: a --once run finds nothing new.
     const RunResult again = run(path);
     EXPECT_NE(again.err.find("read 0, delivered 0"), std::string::npos) << again.err;
+}
+
+}  // namespace
+}  // namespace kbridge::test
+
+namespace kbridge::test {
+namespace {
+
+TEST_F(PostgresToKafka, AQueryWithRepeatedColumnNamesStillGivesRowToJson) {
+    pg.exec("CREATE TABLE a (id int PRIMARY KEY, v text); INSERT INTO a VALUES (1, 'x'), (2, 'y')");
+    const RunResult r = run(config("      query: SELECT a.id, a.v, b.v FROM a JOIN a b ON b.id = a.id\n      key_columns: [id]\n"));
+    ASSERT_EQ(r.code, 0) << r.err;
+    std::map<std::string, std::string> got;
+    for (const auto& m : kcat_consume(kafka.bootstraps(), "rows")) got[m.key] = m.value;
+    EXPECT_EQ(got["1"], R"({"id":1,"v":"x","v":"x"})");
+    EXPECT_EQ(got.size(), 2u);
 }
 
 }  // namespace

@@ -168,6 +168,13 @@ bool KafkaSink::send(const Record& record, const simdjson::dom::element* fields,
     }
 }
 
+bool KafkaSink::needs_fields() const {
+    if (topic_.needs_fields() || (key_ && key_->needs_fields())) return true;
+    for (const auto& header : headers_)
+        if (header.second.needs_fields()) return true;
+    return false;
+}
+
 void KafkaSink::poll(std::chrono::milliseconds wait) {
     rd_kafka_poll(producer_.get(), static_cast<int>(wait.count()));
     now_ms_ = wall_clock_ms();

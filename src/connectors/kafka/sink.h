@@ -29,6 +29,7 @@ public:
     bool send(const Record& record, const simdjson::dom::element* fields, BatchState* batch,
               Rejection& why) override;
     void poll(std::chrono::milliseconds wait) override;
+    bool needs_fields() const override;
     std::string describe() const override { return "kafka:" + topic_.text(); }
 
 private:

@@ -124,7 +124,34 @@ void PostgresTableSource::connect() {
             spdlog::info("postgres_table {}: resuming after {}", settings_.table, shown);
         }
     }
+    describe_columns();
     last_save_ = std::chrono::steady_clock::now();
+}
+
+void PostgresTableSource::describe_columns() {
+    const PgResult shape = conn_.exec("SELECT * FROM (" + inner_select("") + ") t LIMIT 0");
+    std::vector<RowJson::Column> columns;
+    column_types_.clear();
+    column_names_.clear();
+    for (int i = 0; i < PQnfields(shape.get()); ++i) {
+        const std::string name = PQfname(shape.get(), i);
+        for (const auto& c : columns)
+            if (c.name == name) return;  // duplicate names: only row_to_json knows what to make of them
+        column_types_.push_back(PQftype(shape.get(), i));
+        column_names_.push_back(name);
+        columns.push_back({name, RowJson::kind_of(PQftype(shape.get(), i))});
+    }
+    row_json_.emplace(std::move(columns));
+}
+
+std::string PostgresTableSource::inner_select(const std::string& where) {
+    std::string select_list = "*";
+    if (!settings_.columns.empty()) {
+        select_list.clear();
+        for (const auto& c : settings_.columns) select_list += (select_list.empty() ? "" : ", ") + conn_.quote_identifier(c);
+    }
+    const std::string from = settings_.table.empty() ? "(" + settings_.query + ") src" : conn_.quote_table(settings_.table) + " src";
+    return "SELECT " + select_list + " FROM " + from + where;
 }
 
 std::optional<uint64_t> PostgresTableSource::backlog() {
@@ -168,12 +195,6 @@ static std::string xid_literal(const std::string& xid8) {
 }
 
 std::string PostgresTableSource::copy_statement(const std::string& snapshot_xmin) {
-    std::string select_list = "*";
-    if (!settings_.columns.empty()) {
-        select_list.clear();
-        for (const auto& c : settings_.columns) select_list += (select_list.empty() ? "" : ", ") + conn_.quote_identifier(c);
-    }
-    std::string from = settings_.table.empty() ? "(" + settings_.query + ") src" : conn_.quote_table(settings_.table) + " src";
     std::vector<std::string> conditions;
     if (!settings_.where.empty()) conditions.push_back("(" + settings_.where + ")");
     if (incremental()) {
@@ -219,8 +240,16 @@ std::string PostgresTableSource::copy_statement(const std::string& snapshot_xmin
         case Mode::Bulk: break;
     }
     // t.*: a column named t would take the place of a bare t.
-    return "COPY (SELECT row_to_json(t.*)::text, " + key + positions + " FROM (SELECT " + select_list + " FROM " +
-           from + where + ") t" + order + ") TO STDOUT (FORMAT binary)";
+    std::string values = ", row_to_json(t.*)::text";
+    if (row_json_) {
+        values.clear();
+        for (size_t i = 0; i < column_names_.size(); ++i) {
+            const std::string column = t(column_names_[i]);
+            values += ", " + (RowJson::sent_as_text(column_types_[i]) ? column + "::text" : "to_json(" + column + ")::text");
+        }
+    }
+    return "COPY (SELECT " + key + positions + values + " FROM (" + inner_select(where) + ") t" + order +
+           ") TO STDOUT (FORMAT binary)";
 }
 
 void PostgresTableSource::start_export() {
@@ -254,17 +283,18 @@ ReadStatus PostgresTableSource::read(Batch& batch, std::chrono::milliseconds wai
             next_export_ = std::chrono::steady_clock::now() + settings_.poll_interval;
             break;
         }
-        const std::string_view value = *fields_[0];
-        values.push_back({batch.storage.size(), value.size()});
-        batch.storage.insert(batch.storage.end(), value.begin(), value.end());
-        if (fields_[1]) {
-            key_places.push_back({keys.size(), fields_[1]->size()});
-            keys.insert(keys.end(), fields_[1]->begin(), fields_[1]->end());
+        const size_t start = batch.storage.size();
+        if (row_json_) row_json_->append(fields_, 3, batch.storage);
+        else batch.storage.insert(batch.storage.end(), fields_[3]->begin(), fields_[3]->end());
+        values.push_back({start, batch.storage.size() - start});
+        if (fields_[0]) {
+            key_places.push_back({keys.size(), fields_[0]->size()});
+            keys.insert(keys.end(), fields_[0]->begin(), fields_[0]->end());
         } else {
             key_places.push_back({SIZE_MAX, 0});
         }
-        if (fields_[2]) read_position_[kIncrementing] = std::string(*fields_[2]);
-        if (fields_[3]) read_position_[kTimestamp] = std::string(*fields_[3]);
+        if (fields_[1]) read_position_[kIncrementing] = std::string(*fields_[1]);
+        if (fields_[2]) read_position_[kTimestamp] = std::string(*fields_[2]);
     }
     const size_t values_size = batch.storage.size();
     batch.storage.resize(values_size + kValuePadding);

@@ -11,6 +11,7 @@
 
 #include "config/options.h"
 #include "connectors/postgres/connection.h"
+#include "connectors/postgres/row_json.h"
 #include "core/registry.h"
 #include "core/source.h"
 #include "state/position_store.h"
@@ -46,11 +47,14 @@ public:
     void close() override;
     std::optional<uint64_t> backlog() override;
     Format format() const override { return Format::Json; }
+    bool values_are_valid_json() const override { return true; }
     std::string describe() const override;
 
 private:
     void start_export();
     std::string copy_statement(const std::string& snapshot_xmin);
+    std::string inner_select(const std::string& where);
+    void describe_columns();
     std::string position_condition();
     void save_acked(bool force);
     bool incremental() const { return settings_.mode != Mode::Bulk; }
@@ -62,6 +66,9 @@ private:
     bool position_dirty_ = false;
     std::chrono::steady_clock::time_point last_save_;
     std::vector<std::string> key_columns_;
+    std::optional<RowJson> row_json_;  // none: PostgreSQL builds the JSON (row_to_json)
+    std::vector<Oid> column_types_;
+    std::vector<std::string> column_names_;
     bool exporting_ = false;
     std::string export_horizon_;  // the snapshot xmin of the export in progress
     Position read_position_;      // of the last row read
