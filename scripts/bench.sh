@@ -3,7 +3,7 @@
 # reach for, on this machine, and PRINT the ratios (nothing is asserted: the
 # numbers depend on the machine; the targets are shown next to them).
 #
-#   scripts/bench.sh [MODE]      MODE: redis (default: every implemented mode)
+#   scripts/bench.sh [MODE]      MODE: redis | postgres (default: every implemented mode)
 #
 #   redis   N JSON events in a Redis list -> Kafka, three ways:
 #             kbridge run --once   (redis_list source -> kafka sink, keyed)
@@ -14,10 +14,21 @@
 #           Kafka is `kbridge dev-kafka` (librdkafka's mock cluster, 3 brokers)
 #           in its own process; Redis is a throwaway redis-server.
 #
+#   postgres  a table of N rows (id bigint primary key, user_id, action, item, ts) -> Kafka:
+#             kbridge run --once   (postgres_table source, mode bulk -> kafka sink,
+#                                   keyed by the primary key)
+#             psql -c "COPY (SELECT id, row_to_json(t) FROM t) TO STDOUT" | kcat -P -K '\t'
+#                                  (the same keys and values; the pipeline timed as a whole)
+#             kbridge once more on a table of 5x N rows: peak RSS must not grow with the table.
+#           PostgreSQL 15 is a throwaway cluster (initdb in the scratch dir, fsync off; run
+#           as the postgres user when this script runs as root); Kafka is `kbridge dev-kafka`.
+#
 # Environment:
-#   BENCH_N=1000000      events per kbridge / kcat measurement
-#   BENCH_REPEAT=3       repetitions of the kbridge and kcat measurements (medians reported)
+#   BENCH_N=1000000      events (rows) per kbridge / kcat / psql measurement
+#   BENCH_REPEAT=3       repetitions of the kbridge and kcat (psql|kcat) measurements (medians reported)
 #   BENCH_PY_N=min(N,100000)  events for the (slow) Python loop, run once; rates are compared
+#   BENCH_N5=5*N         rows of the postgres mode's big table (kbridge runs once on it)
+#   BENCH_PG_BIG=1       0: skip the postgres mode's big-table run
 #   BENCH_TIMEOUT=1800   seconds before one measurement is killed
 #   KBRIDGE=build/kbridge   binary under test
 #
@@ -37,13 +48,19 @@ BENCH_N=${BENCH_N:-1000000}
 BENCH_REPEAT=${BENCH_REPEAT:-3}
 BENCH_PY_N=${BENCH_PY_N:-$((BENCH_N < 100000 ? BENCH_N : 100000))}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-1800}
+BENCH_N5=${BENCH_N5:-$((5 * BENCH_N))}
+BENCH_PG_BIG=${BENCH_PG_BIG:-1}
+PGBIN=/usr/lib/postgresql/15/bin
 
-IMPLEMENTED_MODES=(redis)
+IMPLEMENTED_MODES=(redis postgres)
 
 TMP=""          # scratch dir (mktemp -d), removed at exit
 BG_PIDS=()      # every background server this script started
 MEASURE_PID=""  # the /usr/bin/time of the measurement running now
 FAILED=0        # set when a measured command fails; turns into exit 1
+RESULTS=""      # the current mode's results file, read by its report
+PG_DATA=""      # data directory of the throwaway PostgreSQL, once initdb ran
+PG_AS=()        # prefix that runs a command as the postgres user (when we are root)
 
 # ---------------------------------------------------------------- helpers --
 
@@ -53,9 +70,10 @@ die() { log "ERROR: $*"; exit 1; }
 usage() {
     cat <<EOF
 usage: scripts/bench.sh [MODE]
-  modes: ${IMPLEMENTED_MODES[*]} (implemented); postgres, sinks (not yet)
+  modes: ${IMPLEMENTED_MODES[*]} (implemented); sinks (not yet)
   without MODE: run every implemented mode
-  env: BENCH_N BENCH_REPEAT BENCH_PY_N BENCH_TIMEOUT KBRIDGE (see the header of this script)
+  env: BENCH_N BENCH_REPEAT BENCH_PY_N BENCH_N5 BENCH_PG_BIG BENCH_TIMEOUT KBRIDGE
+       (see the header of this script)
 EOF
 }
 
@@ -90,6 +108,7 @@ cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     stop_measurement
+    stop_postgres
     stop_background
     [[ -n $TMP && -d $TMP ]] && rm -rf "$TMP"
     exit "$rc"
@@ -128,18 +147,46 @@ measure() {
     M_RSS_KB=${M_RSS_KB:-0}
 }
 
-# One line per measurement, read by print_report.
-#   tool rep records seconds rss_kb delivered rc left_in_redis
+# One line per measurement, read by scripts/bench/report.py.
+#   tool rep records seconds rss_kb delivered rc left_at_source ("-": not applicable)
 record_result() {
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$TMP/results.tsv"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RESULTS"
 }
 
-# A measured command failed: show why, keep going with the other tools.
+# A measured command failed: show why (with the environment the pipeline
+# files expand), keep going with the other tools.
 report_failure() {
     local what=$1 out=$2
     FAILED=1
-    log "FAILED: $what exited with status $M_RC; last lines of its output ($out):"
+    log "FAILED: $what exited with status $M_RC"
+    log "  env: KAFKA_BROKERS=${KAFKA_BROKERS:-}${REDIS_PORT:+ REDIS_PORT=$REDIS_PORT}${PG_URL:+ PG_URL=$PG_URL}"
+    log "  last lines of its output ($out):"
     tail -n 20 "$out" | sed 's/^/    /' >&2
+}
+
+# measure_delivery TOOL REP RECORDS TOPIC COMMAND...
+# Measure COMMAND (its output in $TMP/TOOL_REP.log), report a failure, then
+# count what reached TOPIC (M_DELIVERED). record_measurement files the result.
+measure_delivery() {
+    local tool=$1 rep=$2 records=$3 topic=$4; shift 4
+    local out=$TMP/${tool//[^A-Za-z0-9]/_}_$rep.log
+    log "$tool run #$rep: $records records -> $topic"
+    measure "$out" "$@"
+    ((M_RC == 0)) || report_failure "$(printf '%q ' "$@")" "$out"
+    M_DELIVERED=$(watermark_sum "$topic")
+}
+
+# record_measurement TOOL REP RECORDS [LEFT]: file and log the last measure_delivery.
+record_measurement() {
+    local tool=$1 rep=$2 records=$3 left=${4:--}
+    record_result "$tool" "$rep" "$records" "$M_SECS" "$M_RSS_KB" "$M_DELIVERED" "$M_RC" "$left"
+    log "  ${M_SECS}s, peak RSS ${M_RSS_KB} kB, delivered $M_DELIVERED/$records${4:+, left at the source $left}"
+}
+
+# Start this mode's results file.
+begin_results() {
+    RESULTS=$TMP/results_$1.tsv
+    : >"$RESULTS"
 }
 
 # ------------------------------------------------------------------ setup --
@@ -169,6 +216,8 @@ setup_common() {
     [[ $BENCH_N =~ ^[0-9]+$ && $BENCH_N -gt 0 ]] || die "BENCH_N must be a positive integer"
     [[ $BENCH_REPEAT =~ ^[0-9]+$ && $BENCH_REPEAT -gt 0 ]] || die "BENCH_REPEAT must be a positive integer"
     [[ $BENCH_PY_N =~ ^[0-9]+$ && $BENCH_PY_N -gt 0 ]] || die "BENCH_PY_N must be a positive integer"
+    [[ $BENCH_N5 =~ ^[0-9]+$ && $BENCH_N5 -gt 0 ]] || die "BENCH_N5 must be a positive integer"
+    [[ $BENCH_PG_BIG == [01] ]] || die "BENCH_PG_BIG must be 0 or 1"
     ensure_packages time python3-confluent-kafka
     ensure_kbridge
     TMP=$(mktemp -d -t kbridge-bench.XXXXXX)
@@ -198,6 +247,7 @@ start_redis() {
 start_dev_kafka() {
     local args=(--brokers 3) t
     for t in "$@"; do args+=(--topic "$t:4"); done
+    rm -f "$TMP/bootstrap"   # the previous mode's cluster wrote one too
     start_background dev-kafka "$KBRIDGE" dev-kafka "${args[@]}" --bootstrap-file "$TMP/bootstrap"
     local i
     for ((i = 0; i < 300; i++)); do
@@ -314,15 +364,9 @@ pipelines:
       key: "{user_id}"
 EOF
     load_redis "$TMP/load_N.resp" "$BENCH_N"
-    log "kbridge run #$rep: $BENCH_N events -> $topic"
-    measure "$TMP/kbridge_$rep.log" \
+    measure_delivery kbridge "$rep" "$BENCH_N" "$topic" \
         "$KBRIDGE" run "$cfg" --once --state-dir "$TMP/state_kb_$rep"
-    ((M_RC == 0)) || report_failure "kbridge run --once (KAFKA_BROKERS=$KAFKA_BROKERS REDIS_PORT=$REDIS_PORT $KBRIDGE run $cfg --once --state-dir $TMP/state_kb_$rep)" "$TMP/kbridge_$rep.log"
-    local delivered left
-    delivered=$(watermark_sum "$topic")
-    left=$(redis-cli -p "$REDIS_PORT" LLEN user_behavior)
-    record_result kbridge "$rep" "$BENCH_N" "$M_SECS" "$M_RSS_KB" "$delivered" "$M_RC" "$left"
-    log "  ${M_SECS}s, peak RSS ${M_RSS_KB} kB, delivered $delivered/$BENCH_N, left in Redis $left"
+    record_measurement kbridge "$rep" "$BENCH_N" "$(redis-cli -p "$REDIS_PORT" LLEN user_behavior)"
     # kbridge's in-flight lists must be gone too once everything is acknowledged.
     local keys
     keys=$(redis-cli -p "$REDIS_PORT" --scan | head -n 5 | tr '\n' ' ')
@@ -333,105 +377,30 @@ EOF
 # the producer settings kbridge uses by default: idempotent, acks=all.
 bench_kcat() {
     local rep=$1 topic=bench_kcat_$1
-    log "kcat -P run #$rep: $BENCH_N events -> $topic"
-    measure "$TMP/kcat_$rep.log" \
+    measure_delivery kcat "$rep" "$BENCH_N" "$topic" \
         kcat -P -b "$BOOT" -t "$topic" -K '\t' \
         -X enable.idempotence=true -X acks=all \
         -l "$TMP/events.keyed"
-    ((M_RC == 0)) || report_failure "kcat -P" "$TMP/kcat_$rep.log"
-    local delivered
-    delivered=$(watermark_sum "$topic")
-    record_result kcat "$rep" "$BENCH_N" "$M_SECS" "$M_RSS_KB" "$delivered" "$M_RC" -
-    log "  ${M_SECS}s, peak RSS ${M_RSS_KB} kB, delivered $delivered/$BENCH_N"
+    record_measurement kcat "$rep" "$BENCH_N"
 }
 
 bench_python_seed() {
     local topic=bench_py_1
     load_redis "$TMP/load_py.resp" "$BENCH_PY_N"
-    log "seed Python loop: $BENCH_PY_N events -> $topic"
-    measure "$TMP/python.log" \
+    measure_delivery python-seed 1 "$BENCH_PY_N" "$topic" \
         "$PY" "$ROOT/scripts/bench/seed_redis_to_kafka.py" \
         --bootstrap "$BOOT" --redis-port "$REDIS_PORT" --topic "$topic"
-    ((M_RC == 0)) || report_failure "seed_redis_to_kafka.py" "$TMP/python.log"
-    local delivered left
-    delivered=$(watermark_sum "$topic")
-    left=$(redis-cli -p "$REDIS_PORT" LLEN user_behavior)
-    record_result python-seed 1 "$BENCH_PY_N" "$M_SECS" "$M_RSS_KB" "$delivered" "$M_RC" "$left"
-    log "  ${M_SECS}s, peak RSS ${M_RSS_KB} kB, delivered $delivered/$BENCH_PY_N, left in Redis $left"
+    record_measurement python-seed 1 "$BENCH_PY_N" "$(redis-cli -p "$REDIS_PORT" LLEN user_behavior)"
 }
 
 # Medians over the repetitions, then the ratios against the targets.
 print_report() {
-    "$PY" - "$TMP/results.tsv" "$BENCH_N" "$BENCH_PY_N" "$BENCH_REPEAT" "$KBRIDGE_BUILD_TYPE" <<'EOF'
-import statistics, sys
-path, n, py_n, repeat, build = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
-rows = []
-with open(path) as f:
-    for line in f:
-        tool, rep, recs, secs, rss, delivered, rc, left = line.rstrip("\n").split("\t")
-        rows.append(dict(tool=tool, rep=int(rep), recs=int(recs), secs=float(secs),
-                         rss_mb=int(rss) / 1024.0, delivered=int(delivered), rc=int(rc), left=left))
-
-def ok(r):
-    return r["rc"] == 0 and r["delivered"] == r["recs"] and r["left"] in ("0", "-")
-
-print()
-print("== kbridge bench: redis list -> kafka (N=%d, python N=%d, repeats=%s, kbridge build=%s)"
-      % (n, py_n, repeat, build))
-print()
-print("runs:")
-for r in rows:
-    flags = []
-    if r["rc"] != 0: flags.append("EXIT %d" % r["rc"])
-    if r["delivered"] != r["recs"]: flags.append("DELIVERED %d != %d" % (r["delivered"], r["recs"]))
-    if r["left"] not in ("0", "-"): flags.append("LEFT IN REDIS %s" % r["left"])
-    print("  %-12s #%d  %8d rec  %8.3f s  %10.0f rec/s  %7.1f MB  %s"
-          % (r["tool"], r["rep"], r["recs"], r["secs"], r["recs"] / r["secs"], r["rss_mb"],
-             ", ".join(flags) or "ok"))
-
-summary = {}
-for tool in ("kbridge", "kcat", "python-seed"):
-    good = [r for r in rows if r["tool"] == tool and ok(r)]
-    if good:
-        summary[tool] = dict(runs=len(good), recs=good[0]["recs"],
-                             secs=statistics.median(r["secs"] for r in good),
-                             rate=statistics.median(r["recs"] / r["secs"] for r in good),
-                             rss=statistics.median(r["rss_mb"] for r in good),
-                             rss_max=max(r["rss_mb"] for r in good))
-
-print()
-print("%-12s %5s %9s %9s %12s %13s" % ("tool", "runs", "records", "seconds", "records/s", "peak RSS MB"))
-for tool in ("kbridge", "kcat", "python-seed"):
-    s = summary.get(tool)
-    if s:
-        print("%-12s %5d %9d %9.3f %12.0f %13.1f" % (tool, s["runs"], s["recs"], s["secs"], s["rate"], s["rss"]))
-    else:
-        print("%-12s %5s %9s %9s %12s %13s" % (tool, 0, "-", "-", "FAILED", "-"))
-print("(medians over successful runs; a run counts when it exited 0, the topic's high watermarks")
-print(" sum to the records sent and the Redis list is empty)")
-print()
-kb, kc, pyr = summary.get("kbridge"), summary.get("kcat"), summary.get("python-seed")
-if kb and kc:
-    print("kbridge vs kcat -P:     %.2f× (target ≥ 0.7×)" % (kb["rate"] / kc["rate"]))
-else:
-    print("kbridge vs kcat -P:     n/a (a tool failed)")
-if kb and pyr:
-    note = "" if pyr["recs"] == kb["recs"] else "  [rates; python ran on %d records]" % pyr["recs"]
-    print("kbridge vs seed python: %.0f× (target ≥ 40×)%s" % (kb["rate"] / pyr["rate"], note))
-else:
-    print("kbridge vs seed python: n/a (a tool failed)")
-if kb:
-    print("kbridge peak RSS:       %.0f MB (target ≤ 64 MB; max over runs %.0f MB)" % (kb["rss"], kb["rss_max"]))
-print()
-print("notes: kbridge reads from Redis (LLEN checked 0 afterwards); kcat -P reads the same events,")
-print("keyed by user_id, from a local file with enable.idempotence=true acks=all. The seed loop is")
-print("the article's code as written: no keys, kafka-python defaults (acks=1), plus a flush per LRANGE.")
-EOF
+    "$PY" "$ROOT/scripts/bench/report.py" "$@"
 }
 
 bench_redis() {
     ensure_packages redis-server redis-tools kcat python3-redis python3-kafka
-    : >"$TMP/results.tsv"
+    begin_results redis
 
     local topics=() i
     for ((i = 1; i <= BENCH_REPEAT; i++)); do topics+=("bench_kb_$i" "bench_kcat_$i"); done
@@ -452,8 +421,154 @@ bench_redis() {
     done
     bench_python_seed
 
-    print_report
+    print_report redis "$RESULTS" "$BENCH_N" "$BENCH_PY_N" "$BENCH_REPEAT" "$KBRIDGE_BUILD_TYPE"
     stop_background
+}
+
+# ------------------------------------------------------ postgres (server) --
+
+# PostgreSQL refuses to run as root: then initdb and postgres run as the
+# postgres user, in a directory of the (now world-readable) scratch dir that
+# user owns; the socket goes there too.
+start_postgres() {
+    [[ -x $PGBIN/postgres ]] || die "no PostgreSQL 15 server in $PGBIN"
+    local dir=$TMP/pg
+    chmod 755 "$TMP"
+    mkdir -p "$dir"
+    if ((EUID == 0)); then
+        PG_AS=(runuser -u postgres --)
+        chown postgres: "$dir"
+    fi
+    PG_DATA=$dir/data
+    log "initdb $PG_DATA"
+    if ! (cd "$dir" && "${PG_AS[@]}" "$PGBIN/initdb" -D "$PG_DATA" -U postgres -A trust --no-sync) \
+        >"$TMP/initdb.log" 2>&1; then
+        tail -n 20 "$TMP/initdb.log" >&2 || true
+        die "initdb failed"
+    fi
+    PG_PORT=$(free_port)
+    start_background postgres "${PG_AS[@]}" "$PGBIN/postgres" -D "$PG_DATA" -p "$PG_PORT" -k "$dir" \
+        -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off
+    local i
+    for ((i = 0; i < 300; i++)); do
+        "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && break
+        kill -0 "$LAST_PID" 2>/dev/null || i=300
+        sleep 0.1
+    done
+    if ((i >= 300)); then
+        tail -n 20 "$TMP/postgres.log" >&2 || true
+        die "postgres did not come up on port $PG_PORT"
+    fi
+    PG_URL=postgresql://postgres@127.0.0.1:$PG_PORT/postgres
+}
+
+# Fast shutdown (SIGINT to the postmaster); the runuser above it then exits
+# on its own, and stop_background reaps it.
+stop_postgres() {
+    [[ -n $PG_DATA && -s $PG_DATA/postmaster.pid ]] || return 0
+    local pid i
+    pid=$(head -n 1 "$PG_DATA/postmaster.pid")
+    PG_DATA=""
+    [[ $pid =~ ^[0-9]+$ ]] || return 0
+    kill -INT "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < 300; i++)); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    log "postgres (pid $pid) still running 30 s after a fast shutdown: killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+psql_bench() {
+    "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres "$@"
+}
+
+# create_table NAME ROWS: rows like the redis mode's events, e.g. row_to_json gives
+#   {"id":123,"user_id":63137,"action":"add_to_cart","item":"item-88727","ts":1700000001599}
+create_table() {
+    local name=$1 rows=$2
+    log "creating table $name with $rows rows"
+    psql_bench <<EOF
+CREATE TABLE $name (id bigint PRIMARY KEY, user_id int, action text, item text, ts bigint);
+INSERT INTO $name
+SELECT g, 1000 + (g * 7919) % 99000,
+       (ARRAY['click', 'view', 'search', 'add_to_cart', 'purchase'])[1 + (g * 31) % 5],
+       'item-' || lpad(((g * 104729) % 100000)::text, 5, '0'),
+       1700000000000 + g * 13
+FROM generate_series(1::bigint, $rows) AS g;
+VACUUM ANALYZE $name;
+EOF
+    log "  $(psql_bench -At -c "SELECT pg_size_pretty(pg_total_relation_size('$name')) || ' on disk, '
+        || round(avg(length(row_to_json($name)::text)), 1) || ' bytes of JSON per row (sampled)'
+        FROM (SELECT * FROM $name LIMIT 10000) AS $name")"
+}
+
+# ------------------------------------------------ measurements (postgres) --
+
+# bench_kbridge_pg TOOL REP TABLE ROWS: kbridge exports TABLE (mode bulk) into
+# a fresh topic of its own.
+bench_kbridge_pg() {
+    local tool=$1 rep=$2 table=$3 rows=$4
+    local topic=pg_${tool//[^A-Za-z0-9]/_}_$rep
+    local cfg=$TMP/$topic.yaml
+    cat >"$cfg" <<EOF
+version: 1
+kafka: {brokers: '\${KAFKA_BROKERS}'}
+postgres: {url: '\${PG_URL}'}
+pipelines:
+  - name: bench
+    source: {type: postgres_table, table: $table, mode: bulk}
+    sink: {type: kafka, topic: $topic}
+EOF
+    measure_delivery "$tool" "$rep" "$rows" "$topic" \
+        "$KBRIDGE" run "$cfg" --once --state-dir "$TMP/state_$topic"
+    record_measurement "$tool" "$rep" "$rows"
+}
+
+# The baseline: psql's COPY of the same rows, keyed by id (COPY's own tab
+# between the two columns; row_to_json of these rows has no backslash or tab
+# that COPY's text format would escape), into kcat -P with the producer
+# settings kbridge uses by default. The whole pipeline is timed.
+bench_copy_kcat() {
+    local rep=$1 topic=pg_copy_$1
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    measure_delivery "psql|kcat" "$rep" "$BENCH_N" "$topic" \
+        bash -c 'set -euo pipefail
+            "$1" -X -q -h 127.0.0.1 -p "$2" -U postgres -d postgres \
+                -c "COPY (SELECT id, row_to_json(t) FROM t) TO STDOUT" |
+            kcat -P -b "$3" -t "$4" -K "\t" -X enable.idempotence=true -X acks=all' \
+        copy-kcat "$PGBIN/psql" "$PG_PORT" "$BOOT" "$topic"
+    record_measurement "psql|kcat" "$rep" "$BENCH_N"
+}
+
+bench_postgres() {
+    ensure_packages postgresql kcat
+    begin_results postgres
+
+    local topics=() i
+    for ((i = 1; i <= BENCH_REPEAT; i++)); do topics+=("pg_kbridge_$i" "pg_copy_$i"); done
+    if ((BENCH_PG_BIG)); then topics+=(pg_kbridge_5x_1); fi
+
+    start_postgres
+    start_dev_kafka "${topics[@]}"
+    export KAFKA_BROKERS=$BOOT PG_URL
+    log "postgres on 127.0.0.1:$PG_PORT, kafka (dev-kafka, 3 brokers) on $BOOT"
+
+    create_table t "$BENCH_N"
+    if ((BENCH_PG_BIG)); then create_table t5 "$BENCH_N5"; fi
+    psql_bench -c CHECKPOINT   # no checkpoint of the loads during a measurement
+
+    for ((i = 1; i <= BENCH_REPEAT; i++)); do
+        bench_kbridge_pg kbridge "$i" t "$BENCH_N"
+        bench_copy_kcat "$i"
+    done
+    if ((BENCH_PG_BIG)); then bench_kbridge_pg kbridge-5x 1 t5 "$BENCH_N5"; fi
+
+    print_report postgres "$RESULTS" "$BENCH_N" "$((BENCH_PG_BIG ? BENCH_N5 : 0))" \
+        "$BENCH_REPEAT" "$KBRIDGE_BUILD_TYPE"
+    stop_postgres
+    stop_background
+    unset PG_URL
 }
 
 # ------------------------------------------------------------------- main --
@@ -461,6 +576,7 @@ bench_redis() {
 run_mode() {
     case $1 in
         redis) bench_redis ;;
+        postgres) bench_postgres ;;
         *) die "mode $1 listed as implemented but has no function" ;;
     esac
 }
@@ -469,8 +585,8 @@ main() {
     local mode=${1:-all}
     case $mode in
         -h | --help) usage; exit 0 ;;
-        redis) setup_common; run_mode "$mode" ;;
-        postgres | sinks) echo "bench: mode '$mode' is not implemented yet" >&2; exit 2 ;;
+        redis | postgres) setup_common; run_mode "$mode" ;;
+        sinks) echo "bench: mode '$mode' is not implemented yet" >&2; exit 2 ;;
         all)
             setup_common
             local m

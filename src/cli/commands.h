@@ -9,6 +9,7 @@ namespace kbridge {
 constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
+constexpr int kExitLocked = 75;  // EX_TEMPFAIL: another run holds the pipeline (cron overlap)
 
 struct RunArgs {
     std::string config;

@@ -10,6 +10,7 @@
 #include "connectors/kafka/embedded.h"
 #include "core/log.h"
 #include "core/shutdown.h"
+#include "state/lock.h"
 #include "state/state_dir.h"
 
 namespace kbridge {
@@ -21,16 +22,20 @@ void print_summary(const PipelineRunner& runner, int code) {
     if (json_logs()) {
         std::fprintf(stderr,
                      "{\"summary\":true,\"pipeline\":\"%s\",\"read\":%llu,\"delivered\":%llu,"
-                     "\"dead_lettered\":%llu,\"seconds\":%.3f,\"records_per_second\":%.0f,\"exit_code\":%d}\n",
-                     runner.name().c_str(), static_cast<unsigned long long>(s.read.load()),
-                     static_cast<unsigned long long>(s.delivered.load()),
-                     static_cast<unsigned long long>(s.dead_lettered.load()), s.seconds, rate, code);
-    } else {
-        std::fprintf(stderr, "%s: read %llu, delivered %llu, dead-lettered %llu in %.2f s (%.0f records/s)%s\n",
+                     "\"dead_lettered\":%llu,\"seconds\":%.3f,\"records_per_second\":%.0f,\"exit_"
+                     "code\":%d}\n",
                      runner.name().c_str(), static_cast<unsigned long long>(s.read.load()),
                      static_cast<unsigned long long>(s.delivered.load()),
                      static_cast<unsigned long long>(s.dead_lettered.load()), s.seconds, rate,
-                     code ? ", FAILED" : "");
+                     code);
+    } else {
+        std::fprintf(
+            stderr,
+            "%s: read %llu, delivered %llu, dead-lettered %llu in %.2f s (%.0f records/s)%s\n",
+            runner.name().c_str(), static_cast<unsigned long long>(s.read.load()),
+            static_cast<unsigned long long>(s.delivered.load()),
+            static_cast<unsigned long long>(s.dead_lettered.load()), s.seconds, rate,
+            code ? ", FAILED" : "");
     }
 }
 
@@ -38,6 +43,7 @@ void print_summary(const PipelineRunner& runner, int code) {
 
 int run_command(const RunArgs& args) {
     std::unique_ptr<EmbeddedKafka> embedded;
+    std::vector<std::unique_ptr<PipelineLock>> locks;
     std::vector<std::unique_ptr<PipelineRunner>> runners;
     try {
         const Config config = load_config(args.config, args.overrides);
@@ -47,12 +53,24 @@ int run_command(const RunArgs& args) {
             bootstraps = embedded->bootstraps();
             spdlog::info("embedded Kafka cluster listening on {}", bootstraps);
         }
-        auto built = build_pipelines(config, args.pipelines, args.once, resolve_state_dir(args.state_dir), bootstraps);
+        const std::string state_dir = resolve_state_dir(args.state_dir);
+        auto built = build_pipelines(config, args.pipelines, args.once, state_dir, bootstraps);
+        try {
+            for (const auto& b : built)
+                locks.push_back(std::make_unique<PipelineLock>(state_dir, b.name));
+        } catch (const LockHeld& e) {
+            std::fprintf(stderr, "kbridge: %s\n", e.what());
+            return kExitLocked;
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "kbridge: %s\n", e.what());
+            return kExitFailure;
+        }
         RunSettings settings;
         settings.once = args.once;
         settings.progress = args.once && built.size() == 1 && isatty(STDERR_FILENO);
         for (auto& b : built)
-            runners.push_back(std::make_unique<PipelineRunner>(b.name, std::move(b.source), std::move(b.sink),
+            runners.push_back(std::make_unique<PipelineRunner>(b.name, std::move(b.source),
+                                                               std::move(b.sink),
                                                                std::move(b.dead_letter), settings));
     } catch (const ConfigError& e) {
         std::fprintf(stderr, "kbridge: %s\n", e.what());
@@ -77,7 +95,8 @@ int validate_command(const std::string& path, const std::vector<std::string>& ov
     try {
         const Config config = load_config(path, overrides);
         const auto built = build_pipelines(config, {}, false, "", "");
-        std::printf("%s: ok (%zu pipeline%s)\n", config.file.c_str(), built.size(), built.size() == 1 ? "" : "s");
+        std::printf("%s: ok (%zu pipeline%s)\n", config.file.c_str(), built.size(),
+                    built.size() == 1 ? "" : "s");
         return kExitOk;
     } catch (const ConfigError& e) {
         std::fprintf(stderr, "kbridge: %s\n", e.what());

@@ -1,14 +1,15 @@
 // The command line as a user meets it: exit codes, the embedded cluster, templates that route and
 // label records, raw bytes, JSON logs.
 #include <gtest/gtest.h>
+#include <signal.h>
 
+#include <filesystem>
 #include <map>
 #include <random>
 #include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
-#include <signal.h>
 
 #include "connectors/kafka/embedded.h"
 #include "connectors/redis/list_source.h"
@@ -19,8 +20,12 @@
 namespace kbridge::test {
 namespace {
 
+std::string read_file_or_empty(const std::string& path) {
+    return std::filesystem::exists(path) ? read_file(path) : std::string();
+}
+
 class Cli : public ::testing::Test {
-protected:
+  protected:
     TempDir dir;
 
     std::string write(const std::string& name, const std::string& text) {
@@ -28,7 +33,8 @@ protected:
         write_file(path, text);
         return path;
     }
-    RunResult kbridge(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {}) {
+    RunResult kbridge(const std::vector<std::string>& args,
+                      const std::map<std::string, std::string>& env = {}) {
         return run_kbridge(args, dir.path().string(), env);
     }
 };
@@ -49,19 +55,24 @@ TEST_F(Cli, UsageErrorsExitTwo) {
 
 TEST_F(Cli, ValidateChecksWithoutConnecting) {
     const std::string good = write("good.yaml",
-        "version: 1\nredis: {url: 'redis://127.0.0.1:1/0'}\npipelines:\n"
-        "  - name: a\n    source: {type: redis_list, key: k}\n    sink: {type: kafka, topic: t, brokers: '127.0.0.1:1'}\n");
+                                   "version: 1\nredis: {url: 'redis://127.0.0.1:1/0'}\npipelines:\n"
+                                   "  - name: a\n    source: {type: redis_list, key: k}\n    sink: "
+                                   "{type: kafka, topic: t, brokers: '127.0.0.1:1'}\n");
     const RunResult ok = kbridge({"validate", good});
     EXPECT_EQ(ok.code, 0) << ok.err;
     EXPECT_NE(ok.out.find("ok (1 pipeline)"), std::string::npos) << ok.out;
-    const RunResult bad = kbridge({"validate", good, "--set", "pipelines.a.sink.properties.no.such.property=1"});
+    const RunResult bad =
+        kbridge({"validate", good, "--set", "pipelines.a.sink.properties.no.such.property=1"});
     EXPECT_EQ(bad.code, 2);
-    EXPECT_NE(bad.err.find("pipelines[0].sink.properties: kafka property 'no.such.property'"), std::string::npos) << bad.err;
+    EXPECT_NE(bad.err.find("pipelines[0].sink.properties: kafka property 'no.such.property'"),
+              std::string::npos)
+        << bad.err;
 }
 
 TEST_F(Cli, UnknownPipelineNameExitsTwoListingTheNames) {
     const std::string path = write("p.yaml",
-        "version: 1\npipelines:\n  - name: only\n    source: {type: redis_list, key: k}\n    sink: {type: kafka, topic: t}\n");
+                                   "version: 1\npipelines:\n  - name: only\n    source: {type: "
+                                   "redis_list, key: k}\n    sink: {type: kafka, topic: t}\n");
     const RunResult r = kbridge({"run", path, "--pipeline", "nope"});
     EXPECT_EQ(r.code, 2);
     EXPECT_NE(r.err.find("no pipeline named 'nope' (pipelines: only)"), std::string::npos) << r.err;
@@ -69,9 +80,11 @@ TEST_F(Cli, UnknownPipelineNameExitsTwoListingTheNames) {
 
 TEST_F(Cli, DevKafkaServesKcatAndStopsOnSigterm) {
     const std::string boot = dir.file("bootstrap");
-    Process dev({KBRIDGE_BINARY, "dev-kafka", "--brokers", "2", "--topic", "made:3", "--bootstrap-file", boot},
+    Process dev({KBRIDGE_BINARY, "dev-kafka", "--brokers", "2", "--topic", "made:3",
+                 "--bootstrap-file", boot},
                 dir.path().string());
-    for (int i = 0; i < 200 && read_file(boot).empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    for (int i = 0; i < 200 && read_file(boot).empty(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(25));
     std::string servers = read_file(boot);
     ASSERT_FALSE(servers.empty()) << dev.err();
     servers.pop_back();
@@ -83,7 +96,7 @@ TEST_F(Cli, DevKafkaServesKcatAndStopsOnSigterm) {
 }
 
 class CliWithServers : public Cli {
-protected:
+  protected:
     RedisServer redis{dir};
     EmbeddedKafka kafka{1};
     std::map<std::string, std::string> env() const {
@@ -93,19 +106,24 @@ protected:
 
 TEST_F(CliWithServers, EmbeddedBrokersRunAClusterInsideTheRun) {
     redis.push("demo_events", make_events(0, 20));
-    const RunResult r = kbridge({"run", KBRIDGE_SOURCE_DIR "/configs/embedded-demo.yaml", "--once"}, env());
+    const RunResult r =
+        kbridge({"run", KBRIDGE_SOURCE_DIR "/configs/embedded-demo.yaml", "--once"}, env());
     ASSERT_EQ(r.code, 0) << r.err;
-    EXPECT_NE(r.err.find("embedded Kafka cluster listening on 127.0.0.1:"), std::string::npos) << r.err;
-    EXPECT_NE(r.err.find("demo: read 20, delivered 20, dead-lettered 0"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("embedded Kafka cluster listening on 127.0.0.1:"), std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("demo: read 20, delivered 20, dead-lettered 0"), std::string::npos)
+        << r.err;
     EXPECT_EQ(redis.llen("demo_events"), 0);
 }
 
 TEST_F(CliWithServers, TopicKeyAndHeaderTemplatesRouteAndLabelRecords) {
-    const std::string path = write("p.yaml",
-        "version: 1\nkafka: {brokers: '${KAFKA_BROKERS}'}\nredis: {url: '${REDIS_URL}'}\npipelines:\n"
-        "  - name: routed\n    source: {type: redis_list, key: ev}\n"
-        "    sink:\n      type: kafka\n      topic: 'ev.{action}'\n      key: 'u{user_id}'\n"
-        "      headers: {item: '{item}', origin: 'kbridge'}\n");
+    const std::string path =
+        write("p.yaml",
+              "version: 1\nkafka: {brokers: '${KAFKA_BROKERS}'}\nredis: {url: "
+              "'${REDIS_URL}'}\npipelines:\n"
+              "  - name: routed\n    source: {type: redis_list, key: ev}\n"
+              "    sink:\n      type: kafka\n      topic: 'ev.{action}'\n      key: 'u{user_id}'\n"
+              "      headers: {item: '{item}', origin: 'kbridge'}\n");
     const auto events = make_events(0, 40);
     redis.push("ev", events);
     const RunResult r = kbridge({"run", path, "--once"}, env());
@@ -124,21 +142,27 @@ TEST_F(CliWithServers, TopicKeyAndHeaderTemplatesRouteAndLabelRecords) {
 }
 
 TEST_F(CliWithServers, RawFormatPassesAnyBytesThrough) {
-    const std::string path = write("p.yaml",
-        "version: 1\nkafka: {brokers: '${KAFKA_BROKERS}'}\nredis: {url: '${REDIS_URL}'}\npipelines:\n"
-        "  - name: raw\n    source: {type: redis_list, key: lines, format: raw}\n    sink: {type: kafka, topic: lines, format: raw}\n");
+    const std::string path =
+        write("p.yaml",
+              "version: 1\nkafka: {brokers: '${KAFKA_BROKERS}'}\nredis: {url: "
+              "'${REDIS_URL}'}\npipelines:\n"
+              "  - name: raw\n    source: {type: redis_list, key: lines, format: raw}\n    sink: "
+              "{type: kafka, topic: lines, format: raw}\n");
     redis.push("lines", {"not json at all", "alice|bob|hello", "{\"half\":"});
     const RunResult r = kbridge({"run", path, "--once"}, env());
     ASSERT_EQ(r.code, 0) << r.err;
     std::multiset<std::string> values;
     for (const auto& m : kcat_consume(kafka.bootstraps(), "lines")) values.insert(m.value);
-    EXPECT_EQ(values, (std::multiset<std::string>{"not json at all", "alice|bob|hello", "{\"half\":"}));
+    EXPECT_EQ(values,
+              (std::multiset<std::string>{"not json at all", "alice|bob|hello", "{\"half\":"}));
 }
 
 TEST_F(CliWithServers, JsonLogsAreOneObjectPerLine) {
     const std::string path = write("p.yaml",
-        "version: 1\nkafka: {brokers: '${KAFKA_BROKERS}'}\nredis: {url: '${REDIS_URL}'}\npipelines:\n"
-        "  - name: j\n    source: {type: redis_list, key: k}\n    sink: {type: kafka, topic: t, key: '{user_id}'}\n");
+                                   "version: 1\nkafka: {brokers: '${KAFKA_BROKERS}'}\nredis: {url: "
+                                   "'${REDIS_URL}'}\npipelines:\n"
+                                   "  - name: j\n    source: {type: redis_list, key: k}\n    sink: "
+                                   "{type: kafka, topic: t, key: '{user_id}'}\n");
     redis.push("k", {"{\"quote\":\"\\\"\"}"});
     const RunResult r = kbridge({"run", path, "--once", "--log-format", "json"}, env());
     EXPECT_EQ(r.code, 1);
@@ -146,8 +170,10 @@ TEST_F(CliWithServers, JsonLogsAreOneObjectPerLine) {
     std::string line;
     int checked = 0;
     while (std::getline(lines, line)) {
-        const std::string parsed = shell("printf '%s' '" + std::regex_replace(line, std::regex("'"), "'\\''") +
-                                         "' | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get(\"level\", \"summary\"))'");
+        const std::string parsed =
+            shell("printf '%s' '" + std::regex_replace(line, std::regex("'"), "'\\''") +
+                  "' | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); "
+                  "print(d.get(\"level\", \"summary\"))'");
         EXPECT_FALSE(parsed.empty()) << line;
         ++checked;
     }
@@ -156,14 +182,52 @@ TEST_F(CliWithServers, JsonLogsAreOneObjectPerLine) {
 }
 
 TEST_F(CliWithServers, AKeyThatIsNoListFailsNamingRedisError) {
-    const std::string path = write("p.yaml",
-        "version: 1\nkafka: {brokers: '${KAFKA_BROKERS}'}\nredis: {url: '${REDIS_URL}'}\npipelines:\n"
+    const std::string path = write(
+        "p.yaml",
+        "version: 1\nkafka: {brokers: '${KAFKA_BROKERS}'}\nredis: {url: "
+        "'${REDIS_URL}'}\npipelines:\n"
         "  - name: w\n    source: {type: redis_list, key: s}\n    sink: {type: kafka, topic: t}\n");
     redis.client().command({"SET", "s", "a string"});
     const RunResult r = kbridge({"run", path, "--once"}, env());
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.err.find("WRONGTYPE"), std::string::npos) << r.err;
     EXPECT_EQ(redis.client().command({"GET", "s"})->str, std::string("a string"));
+}
+
+TEST_F(CliWithServers, ASecondRunOfAPipelineExitsSeventyFiveNamingTheHolder) {
+    const std::string path = write("p.yaml",
+                                   "version: 1\nkafka: {brokers: '${KAFKA_BROKERS}'}\nredis: {url: "
+                                   "'${REDIS_URL}'}\npipelines:\n"
+                                   "  - name: cronjob\n    source: {type: redis_list, key: jobs}\n "
+                                   "   sink: {type: kafka, topic: jobs}\n");
+    const std::string state = dir.file("state");
+    auto environment = env();
+    std::vector<std::string> argv{KBRIDGE_BINARY, "run", path, "--state-dir", state};
+    Process follower(argv, dir.path().string(), environment);
+    const std::string lock_file = state + "/cronjob.lock";
+    for (int i = 0; i < 200 && read_file_or_empty(lock_file).find("pid ") == std::string::npos; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ASSERT_NE(read_file_or_empty(lock_file).find("pid " + std::to_string(follower.pid())),
+              std::string::npos)
+        << follower.err();
+
+    redis.push("jobs", make_events(0, 5));
+    const auto started = std::chrono::steady_clock::now();
+    const RunResult second = kbridge({"run", path, "--once", "--state-dir", state}, environment);
+    EXPECT_EQ(second.code, 75) << second.err;
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+    EXPECT_NE(second.err.find("cronjob is already running (pid " + std::to_string(follower.pid()) +
+                              " on "),
+              std::string::npos)
+        << second.err;
+    EXPECT_NE(second.err.find(" since 20"), std::string::npos) << second.err;
+
+    // The lock dies with its holder, even a killed one: the next run goes ahead.
+    follower.signal(SIGKILL);
+    follower.wait();
+    const RunResult third = kbridge({"run", path, "--once", "--state-dir", state}, environment);
+    EXPECT_EQ(third.code, 0) << third.err;
+    EXPECT_EQ(redis.llen("jobs"), 0);
 }
 
 }  // namespace

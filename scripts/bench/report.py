@@ -1,0 +1,153 @@
+"""Report of scripts/bench.sh: medians over the repetitions, then the ratios
+against the targets. Printed, never asserted.
+
+    report.py redis    RESULTS.tsv N PY_N REPEAT BUILD
+    report.py postgres RESULTS.tsv N N5 REPEAT BUILD     (N5 = 0: not run)
+
+RESULTS.tsv has one line per measurement (scripts/bench.sh record_result):
+    tool rep records seconds rss_kb delivered rc left
+where left is what the source still holds afterwards ("-": not applicable).
+"""
+import statistics
+import sys
+
+
+def load(path):
+    rows = []
+    with open(path) as f:
+        for line in f:
+            tool, rep, recs, secs, rss, delivered, rc, left = line.rstrip("\n").split("\t")
+            rows.append(dict(tool=tool, rep=int(rep), recs=int(recs), secs=float(secs),
+                             rss_mb=int(rss) / 1024.0, delivered=int(delivered), rc=int(rc),
+                             left=left))
+    return rows
+
+
+def ok(r):
+    return r["rc"] == 0 and r["delivered"] == r["recs"] and r["left"] in ("0", "-")
+
+
+def print_runs(rows, left_label):
+    print("runs:")
+    for r in rows:
+        flags = []
+        if r["rc"] != 0: flags.append("EXIT %d" % r["rc"])
+        if r["delivered"] != r["recs"]: flags.append("DELIVERED %d != %d" % (r["delivered"], r["recs"]))
+        if r["left"] not in ("0", "-"): flags.append("%s %s" % (left_label, r["left"]))
+        print("  %-12s #%d  %8d rec  %8.3f s  %10.0f rec/s  %7.1f MB  %s"
+              % (r["tool"], r["rep"], r["recs"], r["secs"], r["recs"] / r["secs"], r["rss_mb"],
+                 ", ".join(flags) or "ok"))
+
+
+def summarize(rows, tools):
+    summary = {}
+    for tool in tools:
+        good = [r for r in rows if r["tool"] == tool and ok(r)]
+        if good:
+            summary[tool] = dict(runs=len(good), recs=good[0]["recs"],
+                                 secs=statistics.median(r["secs"] for r in good),
+                                 rate=statistics.median(r["recs"] / r["secs"] for r in good),
+                                 rss=statistics.median(r["rss_mb"] for r in good),
+                                 rss_max=max(r["rss_mb"] for r in good))
+    return summary
+
+
+def print_summary(summary, tools, width=12):
+    print("%-*s %5s %9s %9s %12s %13s"
+          % (width, "tool", "runs", "records", "seconds", "records/s", "peak RSS MB"))
+    for tool in tools:
+        s = summary.get(tool)
+        if s:
+            print("%-*s %5d %9d %9.3f %12.0f %13.1f"
+                  % (width, tool, s["runs"], s["recs"], s["secs"], s["rate"], s["rss"]))
+        else:
+            print("%-*s %5s %9s %9s %12s %13s" % (width, tool, 0, "-", "-", "FAILED", "-"))
+
+
+def count_label(n):
+    """1000000 -> 1M, 50000 -> 50k, anything else as is."""
+    if n % 1000000 == 0:
+        return "%dM" % (n // 1000000)
+    if n % 1000 == 0:
+        return "%dk" % (n // 1000)
+    return str(n)
+
+
+def report_redis(path, n, py_n, repeat, build):
+    rows = load(path)
+    tools = ("kbridge", "kcat", "python-seed")
+    print()
+    print("== kbridge bench: redis list -> kafka (N=%d, python N=%d, repeats=%s, kbridge build=%s)"
+          % (n, py_n, repeat, build))
+    print()
+    print_runs(rows, "LEFT IN REDIS")
+    summary = summarize(rows, tools)
+    print()
+    print_summary(summary, tools)
+    print("(medians over successful runs; a run counts when it exited 0, the topic's high watermarks")
+    print(" sum to the records sent and the Redis list is empty)")
+    print()
+    kb, kc, pyr = summary.get("kbridge"), summary.get("kcat"), summary.get("python-seed")
+    if kb and kc:
+        print("kbridge vs kcat -P:     %.2f× (target ≥ 0.7×)" % (kb["rate"] / kc["rate"]))
+    else:
+        print("kbridge vs kcat -P:     n/a (a tool failed)")
+    if kb and pyr:
+        note = "" if pyr["recs"] == kb["recs"] else "  [rates; python ran on %d records]" % pyr["recs"]
+        print("kbridge vs seed python: %.0f× (target ≥ 40×)%s" % (kb["rate"] / pyr["rate"], note))
+    else:
+        print("kbridge vs seed python: n/a (a tool failed)")
+    if kb:
+        print("kbridge peak RSS:       %.0f MB (target ≤ 64 MB; max over runs %.0f MB)" % (kb["rss"], kb["rss_max"]))
+    print()
+    print("notes: kbridge reads from Redis (LLEN checked 0 afterwards); kcat -P reads the same events,")
+    print("keyed by user_id, from a local file with enable.idempotence=true acks=all. The seed loop is")
+    print("the article's code as written: no keys, kafka-python defaults (acks=1), plus a flush per LRANGE.")
+
+
+def report_postgres(path, n, n5, repeat, build):
+    rows = load(path)
+    tools = ["kbridge", "psql|kcat"] + (["kbridge-5x"] if n5 else [])
+    print()
+    print("== kbridge bench: postgres table -> kafka (N=%d, 5x N=%s, repeats=%s, kbridge build=%s)"
+          % (n, n5 or "skipped", repeat, build))
+    print()
+    print_runs(rows, "LEFT")
+    summary = summarize(rows, tools)
+    print()
+    print_summary(summary, tools)
+    print("(medians over successful runs; a run counts when it exited 0 and the topic's high")
+    print(" watermarks sum to the table's row count)")
+    print()
+    kb, base, big = summary.get("kbridge"), summary.get("psql|kcat"), summary.get("kbridge-5x")
+    if kb and base:
+        print("kbridge vs psql COPY | kcat -P: %.2f× (target ≥ 1.2×)" % (kb["rate"] / base["rate"]))
+    else:
+        print("kbridge vs psql COPY | kcat -P: n/a (a tool failed)")
+    small = "%.0f MB" % kb["rss"] if kb else "n/a (failed)"
+    if not n5:
+        large = "not run (BENCH_PG_BIG=0)"
+    else:
+        large = "%.0f MB" % big["rss"] if big else "n/a (failed)"
+    extra = "; max over %s runs %.0f MB" % (count_label(n), kb["rss_max"]) if kb and kb["runs"] > 1 else ""
+    print("kbridge peak RSS at %s: %s, at %s: %s (target ≤ 64 MB%s)"
+          % (count_label(n), small, count_label(n5) if n5 else "5x", large, extra))
+    print()
+    print("notes: kbridge: postgres_table source, mode bulk, keyed by the primary key (id), idempotent")
+    print("producer, acks=all. Baseline: psql -c \"COPY (SELECT id, row_to_json(t) FROM t) TO STDOUT\"")
+    print("| kcat -P -K '\\t' -X enable.idempotence=true -X acks=all (same keys and values), timed as a")
+    print("whole; its peak RSS is the larger of psql's and kcat's.")
+
+
+def main(argv):
+    mode = argv[1]
+    if mode == "redis":
+        report_redis(argv[2], int(argv[3]), int(argv[4]), argv[5], argv[6])
+    elif mode == "postgres":
+        report_postgres(argv[2], int(argv[3]), int(argv[4]), argv[5], argv[6])
+    else:
+        sys.exit("report.py: unknown mode %r" % mode)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
