@@ -4,8 +4,9 @@
 
 namespace kbridge {
 
-std::vector<BuiltPipeline> build_pipelines(const Config& config, const std::vector<std::string>& only,
-                                           bool once, const std::string& state_dir,
+std::vector<BuiltPipeline> build_pipelines(const Config& config,
+                                           const std::vector<std::string>& only, bool once,
+                                           const std::string& state_dir,
                                            const std::string& embedded_bootstraps) {
     for (const auto& name : only) {
         const bool known = std::any_of(config.pipelines.begin(), config.pipelines.end(),
@@ -13,7 +14,8 @@ std::vector<BuiltPipeline> build_pipelines(const Config& config, const std::vect
         if (!known) {
             std::string names;
             for (const auto& p : config.pipelines) names += (names.empty() ? "" : ", ") + p.name;
-            throw ConfigError(config.file + ": no pipeline named '" + name + "' (pipelines: " + names + ")");
+            throw ConfigError(config.file + ": no pipeline named '" + name +
+                              "' (pipelines: " + names + ")");
         }
     }
     std::vector<BuiltPipeline> built;
@@ -25,6 +27,11 @@ std::vector<BuiltPipeline> build_pipelines(const Config& config, const std::vect
         b.source = make_source(p.source, ctx);
         b.sink = make_sink(p.sink, ctx);
         if (p.dead_letter) b.dead_letter = make_sink(*p.dead_letter, ctx);
+        if (OffsetStore* store = b.sink->offset_store();
+            store && !b.source->use_offset_store(store))
+            throw ConfigError(
+                config.file + ": pipeline " + p.name +
+                ": exactly_once needs a kafka source (its offsets are what the sink stores)");
         built.push_back(std::move(b));
     }
     return built;

@@ -1,8 +1,11 @@
 #include "core/registry.h"
 
 #include "connectors/kafka/sink.h"
+#include "connectors/kafka/source.h"
+#include "connectors/postgres/table_sink.h"
 #include "connectors/postgres/table_source.h"
 #include "connectors/redis/list_source.h"
+#include "connectors/stdio/stdout_sink.h"
 
 namespace kbridge {
 namespace {
@@ -30,6 +33,7 @@ const std::vector<SourceKind>& source_kinds() {
     static const std::vector<SourceKind> kinds = {
         {"redis_list", &redis_list_options(), make_redis_list_source},
         {"postgres_table", &postgres_table_options(), make_postgres_table_source},
+        {"kafka", &kafka_source_options(), make_kafka_source},
     };
     return kinds;
 }
@@ -37,6 +41,8 @@ const std::vector<SourceKind>& source_kinds() {
 const std::vector<SinkKind>& sink_kinds() {
     static const std::vector<SinkKind> kinds = {
         {"kafka", &kafka_sink_options(), make_kafka_sink},
+        {"postgres_table", &postgres_sink_options(), make_postgres_sink},
+        {"stdout", &stdout_sink_options(), make_stdout_sink},
     };
     return kinds;
 }

@@ -33,6 +33,7 @@ PipelineRunner::PipelineRunner(std::string name, std::unique_ptr<Source> source,
       dead_letter_(std::move(dead_letter)),
       settings_(settings) {
     sink_->set_listener(this);
+    sink_->set_dead_letter_available(dead_letter_ != nullptr);
     if (dead_letter_) dead_letter_->set_listener(&dead_letter_listener_);
 }
 

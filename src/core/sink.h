@@ -4,6 +4,7 @@
 #include <chrono>
 #include <string>
 
+#include "core/offsets.h"
 #include "core/record.h"
 
 namespace kbridge {
@@ -18,7 +19,7 @@ struct Rejection {
 
 // How a sink reports on the records it accepted; called from poll().
 class DeliveryListener {
-public:
+  public:
     virtual ~DeliveryListener() = default;
     virtual void delivered(BatchState* batch) = 0;
     // Refused for good: `record` holds the original bytes so they can be dead-lettered.
@@ -28,23 +29,29 @@ public:
 };
 
 class Sink {
-public:
+  public:
     virtual ~Sink() = default;
     virtual void connect() = 0;
     void set_listener(DeliveryListener* listener) { listener_ = listener; }
+    // Whether a rejected record has somewhere to go; if not, the run stops at it, and sinks
+    // that write in transactions then write none of its batch.
+    void set_dead_letter_available(bool available) { dead_letter_available_ = available; }
     // Takes one record; its outcome comes later through the listener. Returns false and fills
     // `why` when the record can never be written (e.g. a template names a missing field).
     // `fields` is the decoded value, or null for raw records.
-    virtual bool send(const Record& record, const simdjson::dom::element* fields,
-                      BatchState* batch, Rejection& why) = 0;
+    virtual bool send(const Record& record, const simdjson::dom::element* fields, BatchState* batch,
+                      Rejection& why) = 0;
     // Whether send() reads the decoded fields (templates naming fields do).
     virtual bool needs_fields() const { return true; }
     // Serves delivery reports, waiting up to `wait` for one.
     virtual void poll(std::chrono::milliseconds wait) = 0;
     virtual std::string describe() const = 0;
+    // Set when the sink keeps Kafka offsets with its data (exactly_once).
+    virtual OffsetStore* offset_store() { return nullptr; }
 
-protected:
+  protected:
     DeliveryListener* listener_ = nullptr;
+    bool dead_letter_available_ = false;
 };
 
 }  // namespace kbridge

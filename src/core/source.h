@@ -3,6 +3,7 @@
 #include <optional>
 #include <string>
 
+#include "core/offsets.h"
 #include "core/record.h"
 
 namespace kbridge {
@@ -14,7 +15,7 @@ enum class ReadStatus {
 };
 
 class Source {
-public:
+  public:
     virtual ~Source() = default;
     // Does the I/O of getting ready; constructors only check options.
     virtual void connect() = 0;
@@ -32,6 +33,8 @@ public:
     virtual bool values_are_valid_json() const { return false; }
     // Names the source in dead-letter headers and logs, e.g. "redis_list:user_behavior".
     virtual std::string describe() const = 0;
+    // Kafka sources take their start offsets from an exactly-once sink; false: not supported.
+    virtual bool use_offset_store(OffsetStore*) { return false; }
 };
 
 }  // namespace kbridge

@@ -20,9 +20,21 @@ std::vector<Consumed> kcat_consume(const std::string& bootstraps, const std::str
         const auto first = line.find('\t');
         const auto second = line.find('\t', first + 1);
         if (first == std::string::npos || second == std::string::npos) continue;
-        messages.push_back({line.substr(0, first), line.substr(second + 1), line.substr(first + 1, second - first - 1)});
+        messages.push_back({line.substr(0, first), line.substr(second + 1),
+                            line.substr(first + 1, second - first - 1)});
     }
     return messages;
+}
+
+void kcat_produce(const std::string& bootstraps, const std::string& topic,
+                  const std::vector<std::string>& lines, const std::string& dir) {
+    static int counter = 0;
+    const std::string file = dir + "/produce-" + std::to_string(counter++) + ".txt";
+    std::string text;
+    for (const auto& line : lines) text += line + "\n";
+    write_file(file, text);
+    shell("kcat -P -b '" + bootstraps + "' -t '" + topic +
+          "' -K '\t' -Z -X enable.idempotence=true -l '" + file + "' 2>&1");
 }
 
 int64_t message_count(const std::string& bootstraps, const std::string& topic) {
@@ -39,7 +51,8 @@ int64_t message_count(const std::string& bootstraps, const std::string& topic) {
         for (int p = 0; p < metadata->topics[t].partition_cnt; ++p) {
             int64_t low = 0, high = 0;
             if (rd_kafka_query_watermark_offsets(consumer.get(), topic.c_str(),
-                                                 metadata->topics[t].partitions[p].id, &low, &high, 10000))
+                                                 metadata->topics[t].partitions[p].id, &low, &high,
+                                                 10000))
                 throw std::runtime_error("watermarks for " + topic);
             total += high;
         }

@@ -15,6 +15,10 @@ struct Consumed {
 // Every message of `topic` from the beginning, read by kcat. Values must not contain tabs or
 // newlines (the test data never does).
 std::vector<Consumed> kcat_consume(const std::string& bootstraps, const std::string& topic);
+// Produces with kcat (-K tab, -Z): each line is KEY<TAB>VALUE; an empty key or value is sent as
+// none (an empty value: a tombstone). Lines without a tab are values without a key.
+void kcat_produce(const std::string& bootstraps, const std::string& topic,
+                  const std::vector<std::string>& lines, const std::string& dir);
 // The sum of the partitions' high watermarks: how many messages the topic has received.
 int64_t message_count(const std::string& bootstraps, const std::string& topic);
 

@@ -22,9 +22,14 @@ void PostgresConnection::connect() {
 }
 
 void PostgresConnection::fail(const std::string& what, const PGresult* result) {
-    std::string message = result ? PQresultErrorMessage(result) : (conn_ ? PQerrorMessage(conn_.get()) : "out of memory");
-    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
-    throw PostgresError("postgres " + redacted_ + ": " + what + ": " + message);
+    std::string message = result ? PQresultErrorMessage(result)
+                                 : (conn_ ? PQerrorMessage(conn_.get()) : "out of memory");
+    while (!message.empty() && (message.back() == '\n' || message.back() == ' '))
+        message.pop_back();
+    const char* state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+    const bool lost = !conn_ || PQstatus(conn_.get()) != CONNECTION_OK;
+    throw PostgresError("postgres " + redacted_ + ": " + what + ": " + message, state ? state : "",
+                        lost);
 }
 
 PgResult PostgresConnection::exec(const std::string& sql) {
@@ -34,7 +39,8 @@ PgResult PostgresConnection::exec(const std::string& sql) {
     return result;
 }
 
-PgResult PostgresConnection::exec_params(const std::string& sql, const std::vector<std::optional<std::string>>& params) {
+PgResult PostgresConnection::exec_params(const std::string& sql,
+                                         const std::vector<std::optional<std::string>>& params) {
     std::vector<const char*> values;
     for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
     PgResult result(PQexecParams(conn_.get(), sql.c_str(), static_cast<int>(values.size()), nullptr,
@@ -45,13 +51,15 @@ PgResult PostgresConnection::exec_params(const std::string& sql, const std::vect
 }
 
 std::string PostgresConnection::quote_identifier(const std::string& name) {
-    std::unique_ptr<char, void (*)(void*)> quoted(PQescapeIdentifier(conn_.get(), name.data(), name.size()), PQfreemem);
+    std::unique_ptr<char, void (*)(void*)> quoted(
+        PQescapeIdentifier(conn_.get(), name.data(), name.size()), PQfreemem);
     if (!quoted) fail("cannot quote identifier");
     return quoted.get();
 }
 
 std::string PostgresConnection::quote_literal(const std::string& value) {
-    std::unique_ptr<char, void (*)(void*)> quoted(PQescapeLiteral(conn_.get(), value.data(), value.size()), PQfreemem);
+    std::unique_ptr<char, void (*)(void*)> quoted(
+        PQescapeLiteral(conn_.get(), value.data(), value.size()), PQfreemem);
     if (!quoted) fail("cannot quote literal");
     return quoted.get();
 }
@@ -60,6 +68,33 @@ std::string PostgresConnection::quote_table(const std::string& table) {
     const auto dot = table.find('.');
     if (dot == std::string::npos) return quote_identifier(table);
     return quote_identifier(table.substr(0, dot)) + "." + quote_identifier(table.substr(dot + 1));
+}
+
+void PostgresConnection::copy_in(const std::string& copy_sql) {
+    PgResult result(PQexec(conn_.get(), copy_sql.c_str()));
+    if (PQresultStatus(result.get()) != PGRES_COPY_IN) fail("COPY failed", result.get());
+}
+
+void PostgresConnection::put_copy_data(std::string_view data) {
+    if (PQputCopyData(conn_.get(), data.data(), static_cast<int>(data.size())) != 1)
+        fail("COPY failed");
+}
+
+void PostgresConnection::end_copy_in() {
+    if (PQputCopyEnd(conn_.get(), nullptr) != 1) fail("COPY failed");
+    PgResult result(PQgetResult(conn_.get()));
+    const bool ok = PQresultStatus(result.get()) == PGRES_COMMAND_OK;
+    if (!ok) {
+        try {
+            fail("COPY failed", result.get());
+        } catch (...) {
+            while (PgResult(PQgetResult(conn_.get()))) {
+            }
+            throw;
+        }
+    }
+    while (PgResult(PQgetResult(conn_.get()))) {
+    }
 }
 
 void PostgresConnection::copy_out(const std::string& copy_sql) {

@@ -13,8 +13,20 @@
 namespace kbridge {
 
 class PostgresError : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
+  public:
+    explicit PostgresError(const std::string& message, std::string sqlstate = {},
+                           bool connection_lost = false)
+        : std::runtime_error(message),
+          sqlstate_(std::move(sqlstate)),
+          connection_lost_(connection_lost) {}
+    // The server's SQLSTATE (e.g. 23505), empty when the error did not come from the server.
+    const std::string& sqlstate() const { return sqlstate_; }
+    // The connection is gone: whatever was sent last may or may not have happened.
+    bool connection_lost() const { return connection_lost_; }
+
+  private:
+    std::string sqlstate_;
+    bool connection_lost_;
 };
 
 struct PgResultDeleter {
@@ -26,16 +38,23 @@ using PgResult = std::unique_ptr<PGresult, PgResultDeleter>;
 std::string redact_postgres_url(const std::string& url);
 
 class PostgresConnection {
-public:
+  public:
     explicit PostgresConnection(std::string url) : url_(std::move(url)) {}
     void connect();
     // Runs SQL that returns rows or nothing; throws PostgresError naming the server's message.
     PgResult exec(const std::string& sql);
-    PgResult exec_params(const std::string& sql, const std::vector<std::optional<std::string>>& params);
+    PgResult exec_params(const std::string& sql,
+                         const std::vector<std::optional<std::string>>& params);
     std::string quote_identifier(const std::string& name);  // "Mixed Case" -> "\"Mixed Case\""
     std::string quote_literal(const std::string& value);
     // "schema.table" or "table" -> each part quoted.
     std::string quote_table(const std::string& table);
+
+    // COPY ... FROM STDIN: start, send data (any chunking), finish (checks the outcome).
+    void copy_in(const std::string& copy_sql);
+    void put_copy_data(std::string_view data);
+    void end_copy_in();
+    bool is_connected() const { return conn_ && PQstatus(conn_.get()) == CONNECTION_OK; }
 
     // Starts COPY (...) TO STDOUT (FORMAT binary).
     void copy_out(const std::string& copy_sql);
@@ -45,7 +64,7 @@ public:
     const std::string& redacted_url() const { return redacted_; }
     PGconn* get() { return conn_.get(); }
 
-private:
+  private:
     struct ConnDeleter {
         void operator()(PGconn* c) const { PQfinish(c); }
     };

@@ -1,0 +1,422 @@
+#include "connectors/kafka/source.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+#include "connectors/kafka/sink.h"
+
+namespace kbridge {
+namespace {
+
+using std::chrono::milliseconds;
+
+const OptionTable kOptions = {
+    {"type", OptionType::String, "", "kafka"},
+    {"topics", OptionType::StringList, "", "topics to consume", {}, true},
+    {"group", OptionType::String, "", "consumer group (default: kbridge.<pipeline>)"},
+    {"start", OptionType::Choice, "earliest", "where a new group starts", {"earliest", "latest"}},
+    {"batch_size", OptionType::Integer, "5000", "records per batch at most"},
+    {"batch_timeout", OptionType::Duration, "200ms", "how long a batch waits to fill"},
+    {"format", OptionType::Choice, "json", "how values are decoded", {"json", "raw"}},
+    {"brokers", OptionType::String, "", "bootstrap servers (default: kafka.brokers)"},
+    {"properties", OptionType::StringMap, "",
+     "librdkafka consumer properties (over kafka.properties)"},
+};
+
+// Seconds a --once run waits for its first partitions before deciding the group has none for it.
+constexpr auto kAssignmentWait = std::chrono::seconds(30);
+constexpr auto kCommitInterval = std::chrono::seconds(1);
+constexpr int kMetadataTimeoutMs = 10000;
+
+std::string partition_names(const rd_kafka_topic_partition_list_t* list) {
+    std::string out;
+    for (int i = 0; i < list->cnt; ++i)
+        out += (i ? " " : "") + std::string(list->elems[i].topic) + "[" +
+               std::to_string(list->elems[i].partition) + "]";
+    return out.empty() ? "none" : out;
+}
+
+}  // namespace
+
+const OptionTable& kafka_source_options() {
+    return kOptions;
+}
+
+std::unique_ptr<Source> make_kafka_source(const Options& options, const ConnectorContext& ctx) {
+    KafkaSource::Settings s;
+    s.kafka = kafka_settings(options, ctx);
+    s.topics = options.string_list("topics");
+    if (s.topics.empty()) throw options.error("topics", "name at least one topic");
+    s.group = options.has("group") ? options.str("group") : "kbridge." + ctx.pipeline;
+    s.start = options.str("start");
+    const int64_t batch_size = options.integer("batch_size");
+    if (batch_size < 1 || batch_size > 1000000)
+        throw options.error("batch_size", "must be between 1 and 1000000");
+    s.batch_size = static_cast<size_t>(batch_size);
+    s.batch_timeout = options.duration("batch_timeout");
+    s.once = ctx.once;
+    s.format = options.str("format") == "raw" ? Format::Raw : Format::Json;
+    try {
+        make_kafka_conf(s.kafka);
+    } catch (const std::invalid_argument& e) {
+        throw options.error("properties", e.what());
+    }
+    return std::make_unique<KafkaSource>(std::move(s));
+}
+
+KafkaSource::KafkaSource(Settings settings) : settings_(std::move(settings)) {
+    // Offsets move only when a batch is durable downstream, by our own commits.
+    settings_.kafka.properties["enable.auto.commit"] = "false";
+    settings_.kafka.properties["enable.auto.offset.store"] = "false";
+    settings_.kafka.properties["group.id"] = settings_.group;
+    settings_.kafka.properties.emplace("auto.offset.reset", settings_.start);
+    if (settings_.once) settings_.kafka.properties["enable.partition.eof"] = "true";
+}
+
+KafkaSource::~KafkaSource() {
+    if (consumer_) rd_kafka_consumer_close(consumer_.get());
+}
+
+std::string KafkaSource::describe() const {
+    std::string topics;
+    for (const auto& t : settings_.topics) topics += (topics.empty() ? "" : ",") + t;
+    return "kafka:" + topics;
+}
+
+bool KafkaSource::use_offset_store(OffsetStore* store) {
+    store_ = store;
+    store_->bind_group(settings_.group);
+    return true;
+}
+
+void KafkaSource::connect() {
+    if (settings_.kafka.brokers.empty()) throw std::runtime_error("kafka source: no brokers");
+    KafkaConf conf = make_kafka_conf(settings_.kafka);
+    rd_kafka_conf_set_rebalance_cb(conf.get(), &KafkaSource::on_rebalance);
+    rd_kafka_conf_set_opaque(conf.get(), this);
+    char error[512];
+    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), error, sizeof error);
+    if (!rk) throw std::runtime_error(std::string("kafka consumer: ") + error);
+    conf.release();
+    consumer_.reset(rk);
+    rd_kafka_poll_set_consumer(rk);
+    if (settings_.once) read_watermarks();
+    KafkaPartitionList topics(
+        rd_kafka_topic_partition_list_new(static_cast<int>(settings_.topics.size())));
+    for (const auto& t : settings_.topics)
+        rd_kafka_topic_partition_list_add(topics.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
+    const rd_kafka_resp_err_t err = rd_kafka_subscribe(rk, topics.get());
+    if (err)
+        throw std::runtime_error("kafka subscribe to " + describe() + ": " + rd_kafka_err2str(err));
+    connected_ = last_commit_ = std::chrono::steady_clock::now();
+}
+
+// --once ends at the high watermarks of its start; the backlog (for progress) is what lies
+// between them and the group's committed offsets.
+void KafkaSource::read_watermarks() {
+    rd_kafka_t* rk = consumer_.get();
+    KafkaPartitionList all(rd_kafka_topic_partition_list_new(16));
+    for (const auto& name : settings_.topics) {
+        KafkaTopic topic(rd_kafka_topic_new(rk, name.c_str(), nullptr));
+        const rd_kafka_metadata_t* metadata = nullptr;
+        rd_kafka_resp_err_t err =
+            rd_kafka_metadata(rk, 0, topic.get(), &metadata, kMetadataTimeoutMs);
+        if (err)
+            throw std::runtime_error("kafka " + settings_.kafka.brokers + ": metadata of topic '" +
+                                     name + "': " + rd_kafka_err2str(err));
+        std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)> owned(
+            metadata, rd_kafka_metadata_destroy);
+        if (metadata->topic_cnt != 1 || metadata->topics[0].err ||
+            metadata->topics[0].partition_cnt == 0)
+            throw std::runtime_error(
+                "kafka topic '" + name + "' does not exist (" +
+                rd_kafka_err2str(metadata->topic_cnt ? metadata->topics[0].err
+                                                     : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) +
+                ")");
+        for (int p = 0; p < metadata->topics[0].partition_cnt; ++p) {
+            const int32_t id = metadata->topics[0].partitions[p].id;
+            int64_t low = 0, high = 0;
+            err = rd_kafka_query_watermark_offsets(rk, name.c_str(), id, &low, &high,
+                                                   kMetadataTimeoutMs);
+            if (err)
+                throw std::runtime_error("kafka topic '" + name + "' partition " +
+                                         std::to_string(id) +
+                                         ": watermarks: " + rd_kafka_err2str(err));
+            end_at_start_[{name, id}] = high;
+            rd_kafka_topic_partition_list_add(all.get(), name.c_str(), id)->offset = low;
+        }
+    }
+    // The group's committed offsets; without one a new group starts at `start`.
+    KafkaPartitionList committed(rd_kafka_topic_partition_list_copy(all.get()));
+    if (rd_kafka_committed(rk, committed.get(), kMetadataTimeoutMs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    uint64_t backlog = 0;
+    for (int i = 0; i < all->cnt; ++i) {
+        const auto& p = committed->elems[i];
+        const int64_t high = end_at_start_[{p.topic, p.partition}];
+        int64_t from = p.offset >= 0
+                           ? p.offset
+                           : (settings_.start == "earliest" ? all->elems[i].offset : high);
+        if (high > from) backlog += static_cast<uint64_t>(high - from);
+    }
+    backlog_ = backlog;
+}
+
+void KafkaSource::on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                               rd_kafka_topic_partition_list_t* partitions, void* opaque) {
+    auto* self = static_cast<KafkaSource*>(opaque);
+    try {
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+            self->assign(partitions);
+        } else {
+            self->revoke(partitions);
+        }
+    } catch (const std::exception& e) {
+        // Thrown through librdkafka's C frames it would be lost: read() rethrows it.
+        self->rebalance_error_ = e.what();
+        const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+        if (cooperative) {
+            rd_kafka_error_t* error = rd_kafka_incremental_unassign(rk, partitions);
+            if (error) rd_kafka_error_destroy(error);
+        } else {
+            rd_kafka_assign(rk, nullptr);
+        }
+    }
+}
+
+void KafkaSource::assign(rd_kafka_topic_partition_list_t* partitions) {
+    ++generation_;
+    if (store_ && partitions->cnt > 0) {
+        std::vector<PartitionOffset> wanted;
+        for (int i = 0; i < partitions->cnt; ++i)
+            wanted.push_back({partitions->elems[i].topic, partitions->elems[i].partition, -1});
+        for (const auto& stored : store_->stored_offsets(wanted)) {
+            if (stored.next_offset < 0) continue;
+            rd_kafka_topic_partition_t* p = rd_kafka_topic_partition_list_find(
+                partitions, stored.topic.c_str(), stored.partition);
+            if (p) p->offset = stored.next_offset;
+        }
+    }
+    for (int i = 0; i < partitions->cnt; ++i) {
+        const TopicPartition tp{partitions->elems[i].topic, partitions->elems[i].partition};
+        Assigned a;
+        if (settings_.once) {
+            auto end = end_at_start_.find(tp);
+            // A partition added since the start holds nothing this run must wait for.
+            a.end = end == end_at_start_.end() ? 0 : end->second;
+        }
+        assigned_[tp] = a;
+    }
+    spdlog::info("kafka source {} (group {}): assigned {}{}", describe(), settings_.group,
+                 partition_names(partitions),
+                 store_ ? " at the offsets stored with the sink's data" : "");
+    rd_kafka_t* rk = consumer_.get();
+    if (std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0) {
+        rd_kafka_error_t* error = rd_kafka_incremental_assign(rk, partitions);
+        if (error) {
+            const std::string message = rd_kafka_error_string(error);
+            rd_kafka_error_destroy(error);
+            throw std::runtime_error("kafka assign: " + message);
+        }
+    } else if (rd_kafka_resp_err_t err = rd_kafka_assign(rk, partitions)) {
+        throw std::runtime_error(std::string("kafka assign: ") + rd_kafka_err2str(err));
+    }
+}
+
+void KafkaSource::revoke(rd_kafka_topic_partition_list_t* partitions) {
+    rd_kafka_t* rk = consumer_.get();
+    // What is durable for these partitions is committed while they are still ours; a lost
+    // assignment (session timed out) may already belong to someone else: commit nothing.
+    if (!rd_kafka_assignment_lost(rk)) {
+        try {
+            commit(true);
+        } catch (const std::exception& e) {
+            spdlog::warn("kafka source {}: commit before giving up partitions: {}", describe(),
+                         e.what());
+        }
+    }
+    ++generation_;  // acks of batches read before now commit nothing
+    for (int i = 0; i < partitions->cnt; ++i) {
+        const TopicPartition tp{partitions->elems[i].topic, partitions->elems[i].partition};
+        assigned_.erase(tp);
+        acked_.erase(tp);
+    }
+    spdlog::info("kafka source {} (group {}): revoked {}", describe(), settings_.group,
+                 partition_names(partitions));
+    if (std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0) {
+        rd_kafka_error_t* error = rd_kafka_incremental_unassign(rk, partitions);
+        if (error) rd_kafka_error_destroy(error);
+    } else {
+        rd_kafka_assign(rk, nullptr);
+    }
+}
+
+void KafkaSource::commit(bool synchronous) {
+    if (acked_.empty() || !consumer_) return;
+    KafkaPartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(acked_.size())));
+    for (const auto& [tp, next] : acked_)
+        rd_kafka_topic_partition_list_add(list.get(), tp.first.c_str(), tp.second)->offset = next;
+    acked_.clear();
+    last_commit_ = std::chrono::steady_clock::now();
+    const rd_kafka_resp_err_t err =
+        rd_kafka_commit(consumer_.get(), list.get(), synchronous ? 0 : 1);
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        throw std::runtime_error("kafka commit of group " + settings_.group + " (" +
+                                 partition_names(list.get()) + "): " + rd_kafka_err2str(err));
+}
+
+void KafkaSource::check_fatal() {
+    char reason[512];
+    if (rd_kafka_fatal_error(consumer_.get(), reason, sizeof reason))
+        throw std::runtime_error("kafka consumer fatal error: " + std::string(reason));
+    if (!rebalance_error_.empty()) throw std::runtime_error(rebalance_error_);
+}
+
+bool KafkaSource::all_done() const {
+    if (assigned_.empty()) return false;
+    return std::all_of(assigned_.begin(), assigned_.end(),
+                       [](const auto& a) { return a.second.done; });
+}
+
+ReadStatus KafkaSource::read(Batch& batch, milliseconds wait) {
+    check_fatal();
+    const auto now = std::chrono::steady_clock::now();
+    if (!acked_.empty() && now - last_commit_ >= kCommitInterval) commit(false);
+    if (settings_.once) {
+        if (all_done()) return ReadStatus::End;
+        if (assigned_.empty() && now - connected_ > kAssignmentWait) {
+            spdlog::warn(
+                "kafka source {}: group {} assigned no partition to this run in {} s; nothing to "
+                "do",
+                describe(), settings_.group, kAssignmentWait.count());
+            return ReadStatus::End;
+        }
+    }
+    // One message at a time, so that a rebalance (served inside the poll) falls between two
+    // messages: what was collected before it is fetched again from the new assignment's
+    // offsets, so it is dropped rather than handed out stale.
+    uint64_t generation = generation_;
+    std::vector<rd_kafka_message_t*> kept;
+    size_t bytes = 0;
+    const auto deadline = now + std::min(wait, settings_.batch_timeout);
+    while (kept.size() < settings_.batch_size) {
+        const auto left =
+            std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+        rd_kafka_message_t* m = rd_kafka_consumer_poll(
+            consumer_.get(), static_cast<int>(std::max<int64_t>(left.count(), 0)));
+        if (generation != generation_) {
+            for (auto* k : kept) rd_kafka_message_destroy(k);
+            kept.clear();
+            bytes = 0;
+            generation = generation_;
+        }
+        if (!m) {
+            if (left.count() <= 0) break;
+            continue;
+        }
+        bool keep = false;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            auto a = assigned_.find({rd_kafka_topic_name(m->rkt), m->partition});
+            if (a != assigned_.end()) a->second.done = true;
+        } else if (m->err) {
+            const std::string what = rd_kafka_message_errstr(m);
+            if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+                rd_kafka_message_destroy(m);
+                for (auto* k : kept) rd_kafka_message_destroy(k);
+                throw std::runtime_error("kafka source " + describe() + ": " + what);
+            }
+            spdlog::warn("kafka source {}: {}", describe(), what);
+        } else {
+            auto a = assigned_.find({rd_kafka_topic_name(m->rkt), m->partition});
+            if (a != assigned_.end()) {
+                keep = !settings_.once || m->offset < a->second.end;
+                if (settings_.once && m->offset + 1 >= a->second.end) a->second.done = true;
+            }
+        }
+        if (keep) {
+            kept.push_back(m);
+            bytes += m->len + m->key_len;
+        } else {
+            rd_kafka_message_destroy(m);
+        }
+        if (settings_.once && all_done()) break;
+    }
+    check_fatal();
+    if (kept.empty()) return settings_.once && all_done() ? ReadStatus::End : ReadStatus::Idle;
+
+    batch.storage.reserve(bytes + kValuePadding);
+    bool every_value = true;
+    for (auto* m : kept) {
+        if (!m->payload) every_value = false;
+        batch.storage.insert(batch.storage.end(), static_cast<const char*>(m->payload),
+                             static_cast<const char*>(m->payload) + (m->payload ? m->len : 0));
+    }
+    const size_t values_end = batch.storage.size();
+    for (auto* m : kept)
+        if (m->key)
+            batch.storage.insert(batch.storage.end(), static_cast<const char*>(m->key),
+                                 static_cast<const char*>(m->key) + m->key_len);
+    const size_t keys_end = batch.storage.size();
+    batch.storage.resize(std::max(keys_end, values_end + kValuePadding), '\0');
+    const char* base = batch.storage.data();
+    size_t value_at = 0, key_at = values_end;
+    std::map<TopicPartition, int64_t> next_offsets;
+    batch.records.reserve(kept.size());
+    for (auto* m : kept) {
+        Record r;
+        if (m->payload) r.value.emplace(base + value_at, m->len);
+        value_at += m->payload ? m->len : 0;
+        if (m->key) {
+            r.key.emplace(base + key_at, m->key_len);
+            key_at += m->key_len;
+        }
+        r.topic = rd_kafka_topic_name(m->rkt);
+        r.partition = m->partition;
+        r.offset = m->offset;
+        rd_kafka_timestamp_type_t type;
+        r.timestamp = rd_kafka_message_timestamp(m, &type);
+        rd_kafka_headers_t* headers = nullptr;
+        if (rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            const char* name;
+            const void* value;
+            size_t size;
+            for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) ==
+                               RD_KAFKA_RESP_ERR_NO_ERROR;
+                 ++i)
+                r.headers.push_back({name, value
+                                               ? std::string(static_cast<const char*>(value), size)
+                                               : std::string()});
+        }
+        int64_t& next = next_offsets[{r.topic, r.partition}];
+        next = std::max(next, m->offset + 1);
+        batch.records.push_back(std::move(r));
+        rd_kafka_message_destroy(m);
+    }
+    if (every_value) batch.contiguous_values = std::string_view(base, values_end);
+    batch.ack = [this, generation, next_offsets = std::move(next_offsets)] {
+        if (generation != generation_)
+            return;  // read before a rebalance: the new owner reads it again
+        for (const auto& [tp, next] : next_offsets) {
+            if (!assigned_.count(tp)) continue;
+            int64_t& acked = acked_[tp];
+            acked = std::max(acked, next);
+        }
+    };
+    return ReadStatus::Records;
+}
+
+void KafkaSource::close() {
+    if (!consumer_) return;
+    commit(true);
+    const rd_kafka_resp_err_t err = rd_kafka_consumer_close(consumer_.get());
+    consumer_.reset();
+    if (err)
+        spdlog::warn("kafka source {}: leaving group {}: {}", describe(), settings_.group,
+                     rd_kafka_err2str(err));
+}
+
+}  // namespace kbridge

@@ -1,0 +1,74 @@
+#pragma once
+// Source `kafka`: a consumer group member. Offsets are committed only for batches the sink made
+// durable, never for partitions this member no longer owns; with --once it stops at the high
+// watermarks seen at start. With an exactly-once sink it starts each assigned partition where
+// the sink's own stored offsets say.
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "config/options.h"
+#include "connectors/kafka/handles.h"
+#include "core/registry.h"
+#include "core/source.h"
+
+namespace kbridge {
+
+const OptionTable& kafka_source_options();
+std::unique_ptr<Source> make_kafka_source(const Options& options, const ConnectorContext& ctx);
+
+class KafkaSource : public Source {
+  public:
+    struct Settings {
+        KafkaSettings kafka;
+        std::vector<std::string> topics;
+        std::string group;
+        std::string start = "earliest";
+        size_t batch_size = 5000;
+        std::chrono::milliseconds batch_timeout{200};
+        bool once = false;
+        Format format = Format::Json;
+    };
+    explicit KafkaSource(Settings settings);
+    ~KafkaSource() override;
+
+    void connect() override;
+    ReadStatus read(Batch& batch, std::chrono::milliseconds wait) override;
+    void close() override;
+    std::optional<uint64_t> backlog() override { return backlog_; }
+    Format format() const override { return settings_.format; }
+    std::string describe() const override;
+    bool use_offset_store(OffsetStore* store) override;
+
+  private:
+    using TopicPartition = std::pair<std::string, int32_t>;
+    struct Assigned {
+        int64_t end = -1;  // --once: the high watermark at start; records from here on wait
+        bool done = false;
+    };
+
+    static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                             rd_kafka_topic_partition_list_t* partitions, void* opaque);
+    void assign(rd_kafka_topic_partition_list_t* partitions);
+    void revoke(rd_kafka_topic_partition_list_t* partitions);
+    void read_watermarks();
+    void commit(bool synchronous);
+    void check_fatal();
+    bool all_done() const;
+
+    Settings settings_;
+    KafkaHandle consumer_;
+    OffsetStore* store_ = nullptr;
+    std::map<TopicPartition, int64_t> end_at_start_;  // --once
+    std::map<TopicPartition, Assigned> assigned_;
+    std::map<TopicPartition, int64_t> acked_;  // durable next offsets, not committed yet
+    uint64_t generation_ = 0;                  // bumped by every rebalance
+    std::optional<uint64_t> backlog_;
+    std::chrono::steady_clock::time_point connected_, last_commit_;
+    std::string rebalance_error_;
+};
+
+}  // namespace kbridge

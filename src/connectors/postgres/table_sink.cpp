@@ -1,0 +1,770 @@
+#include "connectors/postgres/table_sink.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <map>
+#include <numeric>
+#include <set>
+#include <thread>
+
+#include "core/runner.h"
+
+namespace kbridge {
+namespace {
+
+const OptionTable kOptions = {
+    {"type", OptionType::String, "", "postgres_table"},
+    {"url", OptionType::String, "", "libpq URI or key=value conninfo (default: postgres.url)"},
+    {"table", OptionType::String, "", "target table, table or schema.table", {}, true},
+    {"mode",
+     OptionType::Choice,
+     "insert",
+     "how records are written",
+     {"insert", "upsert", "update"}},
+    {"key_columns", OptionType::StringList, "",
+     "columns that identify a row (default: the primary key)"},
+    {"columns", OptionType::StringMap, "",
+     "column -> template (default: fields named like columns)"},
+    {"delete_on_tombstone", OptionType::Boolean, "false",
+     "a record without value deletes its key's row"},
+    {"batch_size", OptionType::Integer, "10000", "records per transaction at most"},
+    {"exactly_once", OptionType::Boolean, "false",
+     "keep the Kafka offsets in the table's database, in the same transaction"},
+    {"offsets_table", OptionType::String, "kbridge_offsets",
+     "where exactly_once keeps the offsets"},
+};
+
+constexpr int kMaxAttempts = 10;
+constexpr size_t kCopyChunk = 1 << 20;
+
+// COPY text format: backslash escapes for the characters that delimit it.
+void append_escaped(std::string& out, std::string_view text) {
+    for (const char c : text) {
+        switch (c) {
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            default:
+                out += c;
+        }
+    }
+}
+
+void append_number(std::string& out, simdjson::dom::element value) {
+    char buffer[32];
+    std::to_chars_result r{};
+    int64_t i;
+    uint64_t u;
+    double d;
+    if (value.get(i) == simdjson::SUCCESS) {
+        r = std::to_chars(buffer, buffer + sizeof buffer, i);
+    } else if (value.get(u) == simdjson::SUCCESS) {
+        r = std::to_chars(buffer, buffer + sizeof buffer, u);
+    } else if (value.get(d) == simdjson::SUCCESS) {
+        r = std::to_chars(buffer, buffer + sizeof buffer, d);
+    } else {
+        return;
+    }
+    out.append(buffer, r.ptr);
+}
+
+// A JSON array as a PostgreSQL array literal: {1,2,NULL}, {"a b","c\"d"}, {{1,2},{3,4}}.
+void append_array_literal(std::string& out, simdjson::dom::array array) {
+    out += '{';
+    bool first = true;
+    for (simdjson::dom::element e : array) {
+        if (!first) out += ',';
+        first = false;
+        switch (e.type()) {
+            case simdjson::dom::element_type::NULL_VALUE:
+                out += "NULL";
+                break;
+            case simdjson::dom::element_type::ARRAY:
+                append_array_literal(out, e.get_array().value_unsafe());
+                break;
+            case simdjson::dom::element_type::BOOL:
+                out += e.get_bool().value_unsafe() ? "true" : "false";
+                break;
+            case simdjson::dom::element_type::INT64:
+            case simdjson::dom::element_type::UINT64:
+            case simdjson::dom::element_type::DOUBLE:
+                append_number(out, e);
+                break;
+            default: {
+                const std::string text = e.is_string() ? std::string(e.get_string().value_unsafe())
+                                                       : simdjson::minify(e);
+                out += '"';
+                for (const char c : text) {
+                    if (c == '"' || c == '\\') out += '\\';
+                    out += c;
+                }
+                out += '"';
+            }
+        }
+    }
+    out += '}';
+}
+
+bool retriable(const PostgresError& e) {
+    const std::string& s = e.sqlstate();
+    return e.connection_lost() || s == "40001" || s == "40P01" || s == "55P03" || s == "57P01" ||
+           s == "57P02" || s == "57P03" || s.rfind("53", 0) == 0 || s.rfind("08", 0) == 0;
+}
+
+// The record itself is at fault: a value that does not coerce, a constraint it violates.
+bool record_error(const PostgresError& e) {
+    const std::string& s = e.sqlstate();
+    return !e.connection_lost() && (s.rfind("22", 0) == 0 || s.rfind("23", 0) == 0);
+}
+
+// The server's message with its DETAIL and CONTEXT lines, as one line for headers and logs.
+std::string one_line(const std::string& message) {
+    std::string out;
+    for (const char c : message) {
+        if (c == '\n') {
+            out += "; ";
+        } else if (!(c == ' ' && !out.empty() && out.back() == ' ')) {
+            out += c;
+        }
+    }
+    return out;
+}
+
+std::string join(const std::vector<std::string>& parts, const std::string& separator) {
+    std::string out;
+    for (const auto& p : parts) out += (out.empty() ? "" : separator) + p;
+    return out;
+}
+
+}  // namespace
+
+const OptionTable& postgres_sink_options() {
+    return kOptions;
+}
+
+std::unique_ptr<Sink> make_postgres_sink(const Options& options, const ConnectorContext& ctx) {
+    PostgresTableSink::Settings s;
+    s.url = options.has("url") ? options.str("url") : ctx.config.postgres.str("url");
+    if (s.url.empty())
+        throw options.error("url", "no PostgreSQL URL: set url here or postgres.url");
+    s.table = options.str("table");
+    const std::string mode = options.str("mode");
+    s.mode = mode == "upsert"   ? PostgresTableSink::Mode::Upsert
+             : mode == "update" ? PostgresTableSink::Mode::Update
+                                : PostgresTableSink::Mode::Insert;
+    s.key_columns = options.string_list("key_columns");
+    for (const auto& [column, text] : options.string_map("columns")) {
+        try {
+            s.column_templates.emplace_back(column, Template(text));
+        } catch (const std::invalid_argument& e) {
+            throw options.error("columns", column + ": " + e.what());
+        }
+    }
+    s.delete_on_tombstone = options.boolean("delete_on_tombstone");
+    const int64_t batch_size = options.integer("batch_size");
+    if (batch_size < 1) throw options.error("batch_size", "must be at least 1");
+    s.batch_size = static_cast<size_t>(batch_size);
+    s.exactly_once = options.boolean("exactly_once");
+    s.offsets_table = options.str("offsets_table");
+    return std::make_unique<PostgresTableSink>(std::move(s));
+}
+
+PostgresTableSink::PostgresTableSink(Settings settings)
+    : settings_(std::move(settings)), conn_(settings_.url) {}
+
+bool PostgresTableSink::needs_fields() const {
+    if (settings_.column_templates.empty()) return true;
+    for (const auto& c : settings_.column_templates)
+        if (c.second.needs_fields()) return true;
+    return false;
+}
+
+void PostgresTableSink::connect() {
+    conn_.connect();
+    introspect();
+    if (settings_.exactly_once) {
+        try {
+            conn_.exec(
+                "CREATE TABLE IF NOT EXISTS " + conn_.quote_table(settings_.offsets_table) +
+                " (consumer_group text NOT NULL, topic text NOT NULL, partition int NOT NULL,"
+                " next_offset bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(),"
+                " PRIMARY KEY (consumer_group, topic, partition))");
+        } catch (const PostgresError& e) {
+            // Two runs creating it at once: one wins, the other finds it made.
+            if (e.sqlstate() != "23505" && e.sqlstate() != "42P07") throw;
+        }
+    }
+    prepare_session();
+}
+
+void PostgresTableSink::introspect() {
+    table_ = conn_.quote_table(settings_.table);
+    PgResult cols = conn_.exec_params(
+        "SELECT a.attname, t.typcategory = 'A' FROM pg_attribute a JOIN pg_type t ON t.oid = "
+        "a.atttypid"
+        " WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped AND "
+        "a.attgenerated = ''"
+        " ORDER BY a.attnum",
+        {table_});
+    for (int i = 0; i < PQntuples(cols.get()); ++i) {
+        Column c;
+        c.name = PQgetvalue(cols.get(), i, 0);
+        c.quoted = conn_.quote_identifier(c.name);
+        c.is_array = PQgetvalue(cols.get(), i, 1)[0] == 't';
+        columns_.push_back(std::move(c));
+    }
+    auto index_of = [&](const std::string& name) -> size_t {
+        for (size_t i = 0; i < columns_.size(); ++i)
+            if (columns_[i].name == name) return i;
+        throw PostgresError("postgres table " + settings_.table + " has no column '" + name + "'");
+    };
+    for (const auto& [column, tmpl] : settings_.column_templates) index_of(column);
+    std::vector<std::string> keys = settings_.key_columns;
+    if (keys.empty()) {
+        PgResult pk = conn_.exec_params(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND "
+            "a.attnum = ANY(i.indkey)"
+            " WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY "
+            "array_position(i.indkey::int2[], a.attnum)",
+            {table_});
+        for (int i = 0; i < PQntuples(pk.get()); ++i) keys.emplace_back(PQgetvalue(pk.get(), i, 0));
+    }
+    for (const auto& k : keys) keys_.push_back(index_of(k));
+    const bool needs_keys = settings_.mode != Mode::Insert || settings_.delete_on_tombstone;
+    if (needs_keys && keys_.empty())
+        throw PostgresError(
+            "postgres table " + settings_.table + " has no primary key: name key_columns for " +
+            (settings_.mode != Mode::Insert
+                 ? "mode " + std::string(settings_.mode == Mode::Upsert ? "upsert" : "update")
+                 : std::string("delete_on_tombstone")));
+}
+
+// Per session: the stage table upserts, updates and deletes go through.
+void PostgresTableSink::prepare_session() {
+    if (settings_.mode == Mode::Insert) return;
+    std::vector<std::string> cols;
+    for (const auto& c : columns_) cols.push_back(c.quoted);
+    conn_.exec(
+        "CREATE TEMP TABLE IF NOT EXISTS kbridge_stage AS SELECT 0::bigint AS kbridge_ord, false "
+        "AS kbridge_tomb, " +
+        join(cols, ", ") + " FROM " + table_ + " WITH NO DATA");
+}
+
+void PostgresTableSink::ensure_connected() {
+    if (conn_.is_connected()) return;
+    spdlog::warn("postgres_table sink {}: reconnecting to {}", settings_.table,
+                 conn_.redacted_url());
+    conn_.connect();
+    prepare_session();
+}
+
+PostgresTableSink::Bytes PostgresTableSink::keep(std::optional<std::string_view> bytes) {
+    if (!bytes) return {};
+    Bytes b{originals_.size(), static_cast<int64_t>(bytes->size())};
+    originals_.append(*bytes);
+    return b;
+}
+
+std::optional<std::string_view> PostgresTableSink::view(Bytes bytes) const {
+    if (bytes.length < 0) return std::nullopt;
+    return std::string_view(originals_).substr(bytes.begin, static_cast<size_t>(bytes.length));
+}
+
+void PostgresTableSink::put_cell(size_t column, std::optional<std::string_view> text) {
+    Cell& cell = cells_[pending_.size() * columns_.size() + column];
+    if (!text) {
+        cell.length = kNull;
+        return;
+    }
+    cell.begin = static_cast<uint32_t>(cell_text_.size());
+    append_escaped(cell_text_, *text);
+    cell.length = static_cast<int32_t>(cell_text_.size() - cell.begin);
+}
+
+void PostgresTableSink::put_json(size_t column, simdjson::dom::element value) {
+    using T = simdjson::dom::element_type;
+    switch (value.type()) {
+        case T::NULL_VALUE:
+            put_cell(column, std::nullopt);
+            return;
+        case T::STRING:
+            put_cell(column, value.get_string().value_unsafe());
+            return;
+        case T::BOOL:
+            put_cell(column, value.get_bool().value_unsafe() ? "true" : "false");
+            return;
+        case T::INT64:
+        case T::UINT64:
+        case T::DOUBLE:
+            scratch_.clear();
+            append_number(scratch_, value);
+            put_cell(column, scratch_);
+            return;
+        case T::ARRAY:
+            if (columns_[column].is_array) {
+                scratch_.clear();
+                append_array_literal(scratch_, value.get_array().value_unsafe());
+                put_cell(column, scratch_);
+                return;
+            }
+            [[fallthrough]];
+        default:
+            put_cell(column, simdjson::minify(value));  // json, jsonb, or text
+    }
+}
+
+bool PostgresTableSink::encode_value(const simdjson::dom::element* fields, const Record& record,
+                                     Rejection& why) {
+    if (!settings_.column_templates.empty()) {
+        for (const auto& [column, tmpl] : settings_.column_templates) {
+            scratch_.clear();
+            if (!tmpl.render(record, fields, scratch_, error_)) {
+                why = {"template", "column " + column + ": " + error_};
+                return false;
+            }
+            size_t index = 0;
+            while (columns_[index].name != column) ++index;
+            const std::string text = scratch_;
+            put_cell(index, text);
+        }
+        return true;
+    }
+    simdjson::dom::object object;
+    if (!fields || fields->get(object) != simdjson::SUCCESS) {
+        why = {"not_object",
+               "the value is not a JSON object, so no field names a column of " + settings_.table};
+        return false;
+    }
+    bool any = false;
+    for (const auto field : object) {
+        for (size_t i = 0; i < columns_.size(); ++i) {
+            if (columns_[i].name != field.key) continue;
+            put_json(i, field.value);
+            any = true;
+            break;
+        }
+    }
+    if (!any) why = {"no_columns", "no field of the record names a column of " + settings_.table};
+    return any;
+}
+
+// Key columns the value did not give come from the record's key: a JSON object naming them, or
+// the single key column's value.
+bool PostgresTableSink::encode_key(const Record& record, Rejection& why) {
+    const size_t base = pending_.size() * columns_.size();
+    std::vector<size_t> missing;
+    for (size_t k : keys_)
+        if (cells_[base + k].length == kAbsent) missing.push_back(k);
+    if (missing.empty()) return true;
+    if (!record.key) {
+        why = {"missing_key",
+               "no value for key column " + columns_[missing[0]].name + " (and no record key)"};
+        return false;
+    }
+    static thread_local simdjson::dom::parser parser;
+    simdjson::dom::object object;
+    if (!record.key->empty() && record.key->front() == '{' &&
+        parser.parse(record.key->data(), record.key->size()).get(object) == simdjson::SUCCESS) {
+        for (size_t k : missing) {
+            simdjson::dom::element value;
+            if (object[columns_[k].name].get(value) != simdjson::SUCCESS) {
+                why = {"missing_key", "the record key names no " + columns_[k].name};
+                return false;
+            }
+            put_json(k, value);
+        }
+        return true;
+    }
+    if (keys_.size() != 1) {
+        why = {"missing_key", "the key of " + settings_.table +
+                                  " has several columns: the record key must be a JSON object"};
+        return false;
+    }
+    put_cell(keys_[0], *record.key);
+    return true;
+}
+
+bool PostgresTableSink::send(const Record& record, const simdjson::dom::element* fields,
+                             BatchState* batch, Rejection& why) {
+    const bool tombstone = !record.value;
+    if (tombstone && !settings_.delete_on_tombstone) {
+        listener_->delivered(batch);  // nothing to write: tombstones only matter to deleting tables
+        return true;
+    }
+    const size_t text_mark = cell_text_.size();
+    cells_.resize((pending_.size() + 1) * columns_.size());
+    const bool ok = (tombstone || encode_value(fields, record, why)) &&
+                    (keys_.empty() || (settings_.mode == Mode::Insert && !tombstone) ||
+                     encode_key(record, why));
+    if (!ok) {
+        cells_.resize(pending_.size() * columns_.size());
+        cell_text_.resize(text_mark);
+        return false;
+    }
+    uint32_t topic = 0;
+    while (topic < topics_.size() && topics_[topic] != record.topic) ++topic;
+    if (topic == topics_.size()) topics_.push_back(record.topic);
+    pending_.push_back({batch, tombstone, topic, record.partition, record.offset, keep(record.key),
+                        keep(record.value)});
+    if (pending_.size() >= settings_.batch_size) flush();
+    return true;
+}
+
+void PostgresTableSink::poll(std::chrono::milliseconds) {
+    flush();
+}
+
+void PostgresTableSink::clear() {
+    pending_.clear();
+    cells_.clear();
+    cell_text_.clear();
+    originals_.clear();
+}
+
+void PostgresTableSink::flush() {
+    if (pending_.empty()) return;
+    std::vector<size_t> all(pending_.size());
+    std::iota(all.begin(), all.end(), 0);
+    std::vector<Rejected> rejected;
+    std::chrono::milliseconds backoff(100);
+    for (int attempt = 1;; ++attempt) {
+        rejected.clear();
+        bool commit_sent = false;
+        try {
+            ensure_connected();
+            conn_.exec("BEGIN");
+            std::vector<size_t> todo = settings_.exactly_once ? fence(all) : all;
+            isolate(todo, rejected);
+            if (!rejected.empty() && !dead_letter_available_) {
+                // The run stops at the refused record: none of its batch is written, so a rerun
+                // after the fix writes each record once.
+                conn_.exec("ROLLBACK");
+                report_refused(rejected);
+                for (size_t i = 0; i < pending_.size(); ++i)
+                    if (std::none_of(rejected.begin(), rejected.end(),
+                                     [&](const Rejected& r) { return r.index == i; }))
+                        listener_->failed(
+                            pending_[i].batch,
+                            "not written: its batch holds a record the table refused");
+                clear();
+                return;
+            }
+            if (settings_.exactly_once) store_offsets(all);
+            commit_sent = true;
+            conn_.exec("COMMIT");
+            break;
+        } catch (const PostgresError& e) {
+            std::string error = e.what();
+            bool may_retry = retriable(e);
+            if (commit_sent && e.connection_lost()) {
+                // In doubt: the COMMIT may have happened. Only the stored offsets can tell; an
+                // upsert or update may safely happen twice, an insert may not.
+                if (settings_.exactly_once) {
+                    try {
+                        ensure_connected();
+                        if (committed_before(all)) break;
+                    } catch (const PostgresError&) {
+                    }
+                } else if (settings_.mode == Mode::Insert) {
+                    may_retry = false;
+                    error = "COMMIT in doubt (" + error +
+                            "); not retried, as it could insert the rows twice";
+                }
+            }
+            if (!e.connection_lost()) {
+                try {
+                    conn_.exec("ROLLBACK");
+                } catch (const PostgresError&) {
+                }
+            }
+            if (may_retry && attempt < kMaxAttempts) {
+                spdlog::warn("postgres_table sink {}: {} (attempt {} of {}, retrying in {} ms)",
+                             settings_.table, error, attempt, kMaxAttempts, backoff.count());
+                std::this_thread::sleep_for(backoff);
+                backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+                continue;
+            }
+            for (const auto& p : pending_) listener_->failed(p.batch, error);
+            clear();
+            return;
+        }
+    }
+    std::vector<bool> is_rejected(pending_.size(), false);
+    for (const auto& r : rejected) is_rejected[r.index] = true;
+    report_refused(rejected);
+    for (size_t i = 0; i < pending_.size(); ++i)
+        if (!is_rejected[i]) listener_->delivered(pending_[i].batch);
+    clear();
+}
+
+void PostgresTableSink::report_refused(const std::vector<Rejected>& rejected) {
+    for (const auto& r : rejected) {
+        const Pending& p = pending_[r.index];
+        Record original;
+        original.key = view(p.key);
+        original.value = view(p.value);
+        original.topic = topics_[p.topic];
+        original.partition = p.partition;
+        original.offset = p.offset;
+        listener_->rejected(p.batch, std::move(original), Rejection{"database", r.message});
+    }
+}
+
+// Applies `records`, or if the database refuses them for what they hold, halves them until the
+// refused records stand alone; the others still apply, in their order.
+void PostgresTableSink::isolate(const std::vector<size_t>& records,
+                                std::vector<Rejected>& rejected) {
+    if (records.empty()) return;
+    conn_.exec("SAVEPOINT kbridge_try");
+    try {
+        apply(records);
+        conn_.exec("RELEASE SAVEPOINT kbridge_try");
+        return;
+    } catch (const PostgresError& e) {
+        if (!record_error(e)) throw;
+        conn_.exec("ROLLBACK TO SAVEPOINT kbridge_try");
+        conn_.exec("RELEASE SAVEPOINT kbridge_try");
+        if (records.size() == 1) {
+            rejected.push_back({records[0], one_line(e.what())});
+            return;
+        }
+    }
+    const auto middle = records.begin() + static_cast<std::ptrdiff_t>(records.size() / 2);
+    isolate(std::vector<size_t>(records.begin(), middle), rejected);
+    isolate(std::vector<size_t>(middle, records.end()), rejected);
+}
+
+void PostgresTableSink::apply(const std::vector<size_t>& records) {
+    if (settings_.mode != Mode::Insert) {
+        apply_staged(records);
+        return;
+    }
+    // Inserts and deletes in their order: runs of inserts by COPY, each delete by itself.
+    std::vector<size_t> run;
+    for (size_t r : records) {
+        if (!pending_[r].tombstone) {
+            run.push_back(r);
+            continue;
+        }
+        apply_insert(run);
+        run.clear();
+        delete_one(r);
+    }
+    apply_insert(run);
+}
+
+std::vector<size_t> PostgresTableSink::used_columns(const std::vector<size_t>& records) const {
+    std::vector<bool> used(columns_.size(), false);
+    for (size_t k : keys_) used[k] = settings_.mode != Mode::Insert;
+    for (size_t r : records) {
+        if (pending_[r].tombstone) continue;
+        const Cell* cells = &cells_[r * columns_.size()];
+        for (size_t c = 0; c < columns_.size(); ++c)
+            if (cells[c].length != kAbsent) used[c] = true;
+    }
+    std::vector<size_t> out;
+    for (size_t c = 0; c < columns_.size(); ++c)
+        if (used[c]) out.push_back(c);
+    return out;
+}
+
+void PostgresTableSink::append_copy_line(size_t record, const std::vector<size_t>& columns,
+                                         std::string& out, const char* prefix) {
+    out += prefix;
+    const Cell* cells = &cells_[record * columns_.size()];
+    for (size_t i = 0; i < columns.size(); ++i) {
+        if (i) out += '\t';
+        const Cell& cell = cells[columns[i]];
+        if (cell.length < 0) {
+            out += "\\N";
+        } else {
+            out.append(cell_text_, cell.begin, static_cast<size_t>(cell.length));
+        }
+    }
+    out += '\n';
+}
+
+void PostgresTableSink::apply_insert(const std::vector<size_t>& records) {
+    if (records.empty()) return;
+    const std::vector<size_t> columns = used_columns(records);
+    std::vector<std::string> names;
+    for (size_t c : columns) names.push_back(columns_[c].quoted);
+    conn_.copy_in("COPY " + table_ + " (" + join(names, ", ") + ") FROM STDIN");
+    copy_buffer_.clear();
+    for (size_t r : records) {
+        append_copy_line(r, columns, copy_buffer_, "");
+        if (copy_buffer_.size() >= kCopyChunk) {
+            conn_.put_copy_data(copy_buffer_);
+            copy_buffer_.clear();
+        }
+    }
+    if (!copy_buffer_.empty()) conn_.put_copy_data(copy_buffer_);
+    conn_.end_copy_in();
+}
+
+void PostgresTableSink::delete_one(size_t record) {
+    std::vector<std::string> conditions;
+    std::vector<std::optional<std::string>> params;
+    const Cell* cells = &cells_[record * columns_.size()];
+    for (size_t k : keys_) {
+        conditions.push_back(columns_[k].quoted + " = $" + std::to_string(params.size() + 1));
+        // Cells hold COPY text; parameters want the plain value.
+        const Cell& cell = cells[k];
+        if (cell.length < 0) {
+            params.emplace_back(std::nullopt);
+            continue;
+        }
+        std::string plain;
+        const std::string_view text(cell_text_.data() + cell.begin,
+                                    static_cast<size_t>(cell.length));
+        for (size_t i = 0; i < text.size(); ++i) {
+            if (text[i] != '\\' || i + 1 == text.size()) {
+                plain += text[i];
+                continue;
+            }
+            const char next = text[++i];
+            plain += next == 'n' ? '\n' : next == 'r' ? '\r' : next == 't' ? '\t' : next;
+        }
+        params.emplace_back(std::move(plain));
+    }
+    conn_.exec_params("DELETE FROM " + table_ + " WHERE " + join(conditions, " AND "), params);
+}
+
+void PostgresTableSink::apply_staged(const std::vector<size_t>& records) {
+    std::vector<size_t> columns = used_columns(records);
+    std::vector<std::string> names, keys, assignments, matches;
+    for (size_t c : columns) names.push_back(columns_[c].quoted);
+    for (size_t k : keys_) {
+        keys.push_back(columns_[k].quoted);
+        matches.push_back("t." + columns_[k].quoted + " = s." + columns_[k].quoted);
+    }
+    for (size_t c : columns)
+        if (std::find(keys_.begin(), keys_.end(), c) == keys_.end())
+            assignments.push_back(columns_[c].quoted + " = " +
+                                  (settings_.mode == Mode::Upsert ? "EXCLUDED." : "s.") +
+                                  columns_[c].quoted);
+
+    conn_.exec("TRUNCATE kbridge_stage");
+    conn_.copy_in("COPY kbridge_stage (kbridge_ord, kbridge_tomb, " + join(names, ", ") +
+                  ") FROM STDIN");
+    copy_buffer_.clear();
+    bool any_tombstone = false;
+    for (size_t r : records) {
+        const std::string prefix = std::to_string(r) + (pending_[r].tombstone ? "\tt\t" : "\tf\t");
+        any_tombstone |= pending_[r].tombstone;
+        append_copy_line(r, columns, copy_buffer_, prefix.c_str());
+        if (copy_buffer_.size() >= kCopyChunk) {
+            conn_.put_copy_data(copy_buffer_);
+            copy_buffer_.clear();
+        }
+    }
+    if (!copy_buffer_.empty()) conn_.put_copy_data(copy_buffer_);
+    conn_.end_copy_in();
+
+    // The last record of each key decides: a tombstone deletes, anything else is written.
+    const std::string last = "(SELECT DISTINCT ON (" + join(keys, ", ") +
+                             ") * FROM kbridge_stage ORDER BY " + join(keys, ", ") +
+                             ", kbridge_ord DESC) s";
+    if (any_tombstone)
+        conn_.exec("DELETE FROM " + table_ + " t USING " + last + " WHERE s.kbridge_tomb AND " +
+                   join(matches, " AND "));
+    if (settings_.mode == Mode::Upsert) {
+        conn_.exec("INSERT INTO " + table_ + " (" + join(names, ", ") + ") SELECT " +
+                   join(names, ", ") + " FROM " + last + " WHERE NOT s.kbridge_tomb ON CONFLICT (" +
+                   join(keys, ", ") + ") DO " +
+                   (assignments.empty() ? "NOTHING" : "UPDATE SET " + join(assignments, ", ")));
+    } else if (!assignments.empty()) {
+        conn_.exec("UPDATE " + table_ + " t SET " + join(assignments, ", ") + " FROM " + last +
+                   " WHERE NOT s.kbridge_tomb AND " + join(matches, " AND "));
+    }
+}
+
+// exactly_once: the records at or past the stored offsets (locked until COMMIT, so a second
+// consumer of the same partitions waits and then skips what this one applied).
+std::vector<size_t> PostgresTableSink::fence(const std::vector<size_t>& records) {
+    PgResult stored = conn_.exec_params("SELECT topic, partition, next_offset FROM " +
+                                            conn_.quote_table(settings_.offsets_table) +
+                                            " WHERE consumer_group = $1 FOR UPDATE",
+                                        {group_});
+    std::map<std::pair<std::string, int32_t>, int64_t> next;
+    for (int i = 0; i < PQntuples(stored.get()); ++i)
+        next[{PQgetvalue(stored.get(), i, 0), std::stoi(PQgetvalue(stored.get(), i, 1))}] =
+            std::stoll(PQgetvalue(stored.get(), i, 2));
+    std::vector<size_t> todo;
+    for (size_t r : records) {
+        const Pending& p = pending_[r];
+        auto it = next.find({topics_[p.topic], p.partition});
+        if (it == next.end() || p.offset >= it->second) todo.push_back(r);
+    }
+    if (todo.size() != records.size())
+        spdlog::info("postgres_table sink {}: skipped {} records already applied (offsets in {})",
+                     settings_.table, records.size() - todo.size(), settings_.offsets_table);
+    return todo;
+}
+
+void PostgresTableSink::store_offsets(const std::vector<size_t>& records) {
+    std::map<std::pair<uint32_t, int32_t>, int64_t> next;
+    for (size_t r : records) {
+        const Pending& p = pending_[r];
+        int64_t& n = next[{p.topic, p.partition}];
+        n = std::max(n, p.offset + 1);
+    }
+    for (const auto& [tp, offset] : next)
+        conn_.exec_params(
+            "INSERT INTO " + conn_.quote_table(settings_.offsets_table) +
+                " AS o (consumer_group, topic, partition, next_offset) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET"
+                " next_offset = GREATEST(o.next_offset, EXCLUDED.next_offset), updated_at = now()",
+            {group_, topics_[tp.first], std::to_string(tp.second), std::to_string(offset)});
+}
+
+bool PostgresTableSink::committed_before(const std::vector<size_t>& records) {
+    PgResult stored = conn_.exec_params("SELECT topic, partition, next_offset FROM " +
+                                            conn_.quote_table(settings_.offsets_table) +
+                                            " WHERE consumer_group = $1",
+                                        {group_});
+    std::map<std::pair<std::string, int32_t>, int64_t> next;
+    for (int i = 0; i < PQntuples(stored.get()); ++i)
+        next[{PQgetvalue(stored.get(), i, 0), std::stoi(PQgetvalue(stored.get(), i, 1))}] =
+            std::stoll(PQgetvalue(stored.get(), i, 2));
+    for (size_t r : records) {
+        auto it = next.find({topics_[pending_[r].topic], pending_[r].partition});
+        if (it == next.end() || it->second <= pending_[r].offset) return false;
+    }
+    return true;
+}
+
+std::vector<PartitionOffset> PostgresTableSink::stored_offsets(
+    const std::vector<PartitionOffset>& partitions) {
+    ensure_connected();
+    const std::string table = conn_.quote_table(settings_.offsets_table);
+    std::vector<PartitionOffset> out;
+    for (const auto& p : partitions) {
+        // A row per partition from the start, so that fence() always has one to lock.
+        conn_.exec_params(
+            "INSERT INTO " + table +
+                " (consumer_group, topic, partition, next_offset) VALUES ($1, $2, $3, -1)"
+                " ON CONFLICT DO NOTHING",
+            {group_, p.topic, std::to_string(p.partition)});
+        PgResult r =
+            conn_.exec_params("SELECT next_offset FROM " + table +
+                                  " WHERE consumer_group = $1 AND topic = $2 AND partition = $3",
+                              {group_, p.topic, std::to_string(p.partition)});
+        out.push_back({p.topic, p.partition,
+                       PQntuples(r.get()) ? std::stoll(PQgetvalue(r.get(), 0, 0)) : -1});
+    }
+    return out;
+}
+
+}  // namespace kbridge

@@ -1,0 +1,123 @@
+#pragma once
+// Sink `postgres_table`: each flush is one transaction. Rows go in by COPY (straight into the
+// table for inserts; through a temporary stage table for upserts, updates and deletes, where the
+// last record of a key in a batch wins). A record the database refuses (a constraint, a value
+// that does not coerce) is found by bisection under savepoints and dead-lettered with the
+// server's message; the rest commit. With exactly_once the Kafka offsets are written in the same
+// transaction and records below them are skipped, so a replay never applies twice.
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/options.h"
+#include "connectors/postgres/connection.h"
+#include "core/registry.h"
+#include "core/sink.h"
+#include "formats/template.h"
+
+namespace kbridge {
+
+const OptionTable& postgres_sink_options();
+std::unique_ptr<Sink> make_postgres_sink(const Options& options, const ConnectorContext& ctx);
+
+class PostgresTableSink : public Sink, private OffsetStore {
+  public:
+    enum class Mode { Insert, Upsert, Update };
+    struct Settings {
+        std::string url;
+        std::string table;
+        Mode mode = Mode::Insert;
+        std::vector<std::string> key_columns;                            // empty: the primary key
+        std::vector<std::pair<std::string, Template>> column_templates;  // empty: fields by name
+        bool delete_on_tombstone = false;
+        size_t batch_size = 10000;
+        bool exactly_once = false;
+        std::string offsets_table = "kbridge_offsets";
+    };
+    explicit PostgresTableSink(Settings settings);
+
+    void connect() override;
+    bool send(const Record& record, const simdjson::dom::element* fields, BatchState* batch,
+              Rejection& why) override;
+    bool needs_fields() const override;
+    void poll(std::chrono::milliseconds wait) override;
+    std::string describe() const override { return "postgres_table:" + settings_.table; }
+    OffsetStore* offset_store() override { return settings_.exactly_once ? this : nullptr; }
+
+  private:
+    struct Column {
+        std::string name, quoted;
+        bool is_array = false;  // a JSON array becomes a PostgreSQL array literal
+    };
+    // One cell of COPY text per column, in cells_; kAbsent: the record does not name the column.
+    static constexpr int32_t kNull = -1, kAbsent = -2;
+    struct Cell {
+        uint32_t begin = 0;
+        int32_t length = kAbsent;
+    };
+    // The original bytes (for the dead letter) live in originals_: [begin, begin + length).
+    struct Bytes {
+        size_t begin = 0;
+        int64_t length = -1;  // -1: none
+    };
+    struct Pending {
+        BatchState* batch;
+        bool tombstone;
+        uint32_t topic;  // index into topics_
+        int32_t partition;
+        int64_t offset;
+        Bytes key, value;
+    };
+    struct Rejected {
+        size_t index;
+        std::string message;
+    };
+
+    void bind_group(const std::string& group) override { group_ = group; }
+    std::vector<PartitionOffset> stored_offsets(
+        const std::vector<PartitionOffset>& partitions) override;
+
+    void introspect();
+    void prepare_session();
+    void ensure_connected();
+    bool encode_value(const simdjson::dom::element* fields, const Record& record, Rejection& why);
+    bool encode_key(const Record& record, Rejection& why);
+    void put_cell(size_t column, std::optional<std::string_view> text);
+    void put_json(size_t column, simdjson::dom::element value);
+
+    void flush();
+    void write(std::vector<size_t>& records, std::vector<Rejected>& rejected);
+    std::vector<size_t> fence(const std::vector<size_t>& records);
+    void report_refused(const std::vector<Rejected>& rejected);
+    void isolate(const std::vector<size_t>& records, std::vector<Rejected>& rejected);
+    void apply(const std::vector<size_t>& records);
+    void apply_insert(const std::vector<size_t>& records);
+    void apply_staged(const std::vector<size_t>& records);
+    void delete_one(size_t record);
+    void store_offsets(const std::vector<size_t>& records);
+    bool committed_before(const std::vector<size_t>& records);
+    void append_copy_line(size_t record, const std::vector<size_t>& columns, std::string& out,
+                          const char* prefix);
+    std::vector<size_t> used_columns(const std::vector<size_t>& records) const;
+    void clear();
+    Bytes keep(std::optional<std::string_view> bytes);
+    std::optional<std::string_view> view(Bytes bytes) const;
+
+    Settings settings_;
+    PostgresConnection conn_;
+    std::string table_;  // quoted
+    std::vector<Column> columns_;
+    std::vector<size_t> keys_;  // indexes into columns_
+    std::string group_;
+    std::vector<Pending> pending_;
+    std::vector<Cell> cells_;  // columns_.size() per pending record
+    std::string cell_text_;
+    std::string originals_;
+    std::vector<std::string> topics_;
+    std::string scratch_, error_;
+    std::string copy_buffer_;
+};
+
+}  // namespace kbridge

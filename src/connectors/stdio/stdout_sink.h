@@ -1,0 +1,32 @@
+#pragma once
+// Sink `stdout`: one record per line, for shell pipelines (kbridge run ... | jq). A record counts
+// as written once its line has been flushed to the pipe.
+#include <cstdio>
+#include <memory>
+#include <vector>
+
+#include "config/options.h"
+#include "core/registry.h"
+#include "core/sink.h"
+
+namespace kbridge {
+
+const OptionTable& stdout_sink_options();
+std::unique_ptr<Sink> make_stdout_sink(const Options& options, const ConnectorContext& ctx);
+
+class StdoutSink : public Sink {
+  public:
+    explicit StdoutSink(std::FILE* out) : out_(out) {}
+    void connect() override {}
+    bool send(const Record& record, const simdjson::dom::element* fields, BatchState* batch,
+              Rejection& why) override;
+    bool needs_fields() const override { return false; }
+    void poll(std::chrono::milliseconds wait) override;
+    std::string describe() const override { return "stdout"; }
+
+  private:
+    std::FILE* out_;
+    std::vector<BatchState*> written_;  // one entry per record, reported at the next flush
+};
+
+}  // namespace kbridge
