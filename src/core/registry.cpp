@@ -5,6 +5,7 @@
 #include "connectors/postgres/table_sink.h"
 #include "connectors/postgres/table_source.h"
 #include "connectors/redis/list_source.h"
+#include "connectors/stdio/stdin_source.h"
 #include "connectors/stdio/stdout_sink.h"
 
 namespace kbridge {
@@ -34,6 +35,7 @@ const std::vector<SourceKind>& source_kinds() {
         {"redis_list", &redis_list_options(), make_redis_list_source},
         {"postgres_table", &postgres_table_options(), make_postgres_table_source},
         {"kafka", &kafka_source_options(), make_kafka_source},
+        {"stdin", &stdin_source_options(), make_stdin_source},
     };
     return kinds;
 }

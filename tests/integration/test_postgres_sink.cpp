@@ -5,6 +5,7 @@
 
 #include <map>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "connectors/kafka/embedded.h"
@@ -255,6 +256,94 @@ TEST_F(KafkaToPostgres, MissingTableOrColumnIsNamedAtStart) {
     r = run(config("      table: events\n      columns: {idd: '{id}'}\n"));
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.err.find("no column 'idd'"), std::string::npos) << r.err;
+}
+
+TEST_F(KafkaToPostgres, TheSeedFlowRowsInsertedWhileBothPipelinesFollowArriveInTheTarget) {
+    kafka.create_topic("conn_fdw", 2);
+    pg.exec(
+        "CREATE TABLE conn_fdw (id int4 PRIMARY KEY, \"name\" varchar(50), age int4, city "
+        "varchar(50), salary int4)");
+    pg.exec("CREATE TABLE conn_fdw_copy (LIKE conn_fdw INCLUDING ALL)");
+    const std::string path = dir.file("seed.yaml");
+    write_file(
+        path,
+        std::string(
+            "version: 1\nkafka: {brokers: '${KAFKA_BROKERS}'}\npostgres: {url: "
+            "'${PG_URL}'}\npipelines:\n"
+            "  - name: out\n    source: {type: postgres_table, table: conn_fdw, mode: incrementing,"
+            " incrementing_column: id, poll_interval: 200ms}\n    sink: {type: kafka, topic: "
+            "conn_fdw}\n"
+            "  - name: in\n    source:\n      type: kafka\n      topics: [conn_fdw]\n") +
+            kConsumer +
+            "    sink: {type: postgres_table, table: conn_fdw_copy, mode: upsert, exactly_once: "
+            "true}\n");
+    Process both(run_args(path, false), dir.path().string(), env());
+    const char* rows[] = {
+        "(1, 'John', 30, 'New York', 50000), (2, 'Alice', 25, 'Los Angeles', 60000), (3, 'Bob', "
+        "35, 'Chicago', 70000)",
+        "(4, 'Eva', 28, 'San Francisco', 55000), (5, 'Mike', 32, 'Seattle', 65000), (6, 'Sophia', "
+        "29, 'Boston', 75000),"
+        " (7, 'David', 27, 'Denver', 52000), (8, 'Emily', 31, 'Austin', 68000), (9, 'Daniel', 26, "
+        "'Phoenix', 58000)",
+        "(10, 'Olivia', 33, 'Houston', 72000), (11, 'Liam', 24, 'Portland', 49000), (12, 'Ava', "
+        "34, 'Atlanta', 71000),"
+        " (13, 'Logan', 30, 'Miami', 62000), (14, 'Mia', 28, 'Dallas', 54000), (15, 'Jackson', 29, "
+        "'Minneapolis', 67000)",
+        "(16, 'Sophie', 31, 'Detroit', 59000), (17, 'William', 27, 'Philadelphia', 70000), (18, "
+        "'Emma', 32, 'San Diego', 66000),"
+        " (19, 'James', 26, 'Raleigh', 63000), (20, 'Avery', 35, 'Tampa', 71000)"};
+    for (const char* wave : rows) {
+        pg.exec(std::string("INSERT INTO conn_fdw VALUES ") + wave);
+        std::this_thread::sleep_for(700ms);
+    }
+    for (int i = 0; i < 1000 && count("SELECT count(*) FROM conn_fdw_copy") < 20; ++i)
+        std::this_thread::sleep_for(20ms);
+    both.signal(SIGTERM);
+    EXPECT_EQ(both.wait(), 0) << both.err();
+    EXPECT_EQ(count("SELECT count(*) FROM conn_fdw_copy"), 20) << both.err();
+    EXPECT_EQ(
+        count("SELECT count(*) FROM (SELECT * FROM conn_fdw EXCEPT SELECT * FROM conn_fdw_copy) d"),
+        0);
+}
+
+TEST_F(KafkaToPostgres, StdinToKafkaToStdoutPipesLines) {
+    kafka.create_topic("lines", 2);
+    const std::string in = dir.file("in.jsonl");
+    std::string text;
+    for (const auto& e : make_events(0, 3000)) text += e + "\n";
+    write_file(
+        in,
+        text + "\n{\"id\":3000,\"user_id\":1}");  // an empty line, and a last line without newline
+    const std::string to_kafka = dir.file("stdin.yaml");
+    write_file(to_kafka,
+               "version: 1\nkafka: {brokers: '${KAFKA_BROKERS}'}\npipelines:\n"
+               "  - name: in\n    source: {type: stdin, batch_size: 700}\n    sink: {type: kafka, "
+               "topic: lines, key: '{user_id}'}\n");
+    Process producer({KBRIDGE_BINARY, "run", to_kafka, "--once", "--state-dir", dir.file("state")},
+                     dir.path().string(), env(), in);
+    ASSERT_EQ(producer.wait(), 0) << producer.err();
+    EXPECT_EQ(message_count(kafka.bootstraps(), "lines"), 3001);
+
+    const std::string to_stdout = dir.file("stdout.yaml");
+    write_file(
+        to_stdout,
+        std::string("version: 1\nkafka: {brokers: '${KAFKA_BROKERS}'}\npipelines:\n"
+                    "  - name: out\n    source:\n      type: kafka\n      topics: [lines]\n") +
+            kConsumer + "    sink: {type: stdout}\n");
+    Process consumer({KBRIDGE_BINARY, "run", to_stdout, "--once", "--state-dir", dir.file("state")},
+                     dir.path().string(), env());
+    ASSERT_EQ(consumer.wait(), 0) << consumer.err();
+    std::set<long long> ids;
+    std::istringstream lines(consumer.out());
+    std::string line;
+    size_t count_lines = 0;
+    while (std::getline(lines, line)) {
+        ++count_lines;
+        ids.insert(event_id(line));
+    }
+    EXPECT_EQ(count_lines, 3001u);
+    EXPECT_EQ(ids.size(), 3001u);
+    EXPECT_EQ(*ids.rbegin(), 3000);
 }
 
 }  // namespace
