@@ -3,7 +3,7 @@
 # reach for, on this machine, and PRINT the ratios (nothing is asserted: the
 # numbers depend on the machine; the targets are shown next to them).
 #
-#   scripts/bench.sh [MODE]      MODE: redis | postgres (default: every implemented mode)
+#   scripts/bench.sh [MODE]      MODE: redis | postgres | sinks (default: every mode)
 #
 #   redis   N JSON events in a Redis list -> Kafka, three ways:
 #             kbridge run --once   (redis_list source -> kafka sink, keyed)
@@ -22,6 +22,13 @@
 #             kbridge once more on a table of 5x N rows: peak RSS must not grow with the table.
 #           PostgreSQL 15 is a throwaway cluster (initdb in the scratch dir, fsync off; run
 #           as the postgres user when this script runs as root); Kafka is `kbridge dev-kafka`.
+#
+#   sinks   N JSON records in a 32-partition topic -> a PostgreSQL table:
+#             kbridge run --once   (kafka source, postgres_table sink, mode insert)
+#             kcat -C -e | psql -c "\\copy t FROM STDIN (FORMAT csv)"  (the same records as CSV)
+#             kbridge run --once   (mode upsert, half of the ids already in the table)
+#             the seed's consumer  (confluent-kafka + psycopg2, one INSERT + commit per record,
+#                                   BENCH_PY_N records; rates compared)
 #
 # Environment:
 #   BENCH_N=1000000      events (rows) per kbridge / kcat / psql measurement
@@ -52,7 +59,7 @@ BENCH_N5=${BENCH_N5:-$((5 * BENCH_N))}
 BENCH_PG_BIG=${BENCH_PG_BIG:-1}
 PGBIN=/usr/lib/postgresql/15/bin
 
-IMPLEMENTED_MODES=(redis postgres)
+IMPLEMENTED_MODES=(redis postgres sinks)
 
 TMP=""          # scratch dir (mktemp -d), removed at exit
 BG_PIDS=()      # every background server this script started
@@ -70,7 +77,7 @@ die() { log "ERROR: $*"; exit 1; }
 usage() {
     cat <<EOF
 usage: scripts/bench.sh [MODE]
-  modes: ${IMPLEMENTED_MODES[*]} (implemented); sinks (not yet)
+  modes: ${IMPLEMENTED_MODES[*]}
   without MODE: run every implemented mode
   env: BENCH_N BENCH_REPEAT BENCH_PY_N BENCH_N5 BENCH_PG_BIG BENCH_TIMEOUT KBRIDGE
        (see the header of this script)
@@ -246,7 +253,7 @@ start_redis() {
 # counted in any measured tool's RSS; topics pre-created with 4 partitions.
 start_dev_kafka() {
     local args=(--brokers 3) t
-    for t in "$@"; do args+=(--topic "$t:4"); done
+    for t in "$@"; do [[ $t == *:* ]] && args+=(--topic "$t") || args+=(--topic "$t:4"); done
     rm -f "$TMP/bootstrap"   # the previous mode's cluster wrote one too
     start_background dev-kafka "$KBRIDGE" dev-kafka "${args[@]}" --bootstrap-file "$TMP/bootstrap"
     local i
@@ -571,12 +578,130 @@ bench_postgres() {
     unset PG_URL
 }
 
+# ------------------------------------------------------------ sinks mode --
+
+# The mock cluster keeps ~5 MB per partition: spread N records over enough
+# partitions that none is trimmed before it is read.
+SINK_PARTITIONS=32
+
+# The same N records (as generate_events makes them) as JSON and as CSV, in
+# the topics sink_json and sink_csv.
+load_sink_topics() {
+    "$PY" - "$TMP" <<'EOF'
+import json, os, sys
+out = sys.argv[1]
+with open(os.path.join(out, "events.jsonl")) as src, open(os.path.join(out, "sink_events.csv"), "w") as csv:
+    for line in src:
+        e = json.loads(line)
+        csv.write("%d,%d,%s,%s,%d\n" % (e["id"], e["user_id"], e["action"], e["item"], e["ts"]))
+EOF
+    log "producing $BENCH_N records to sink_json and sink_csv ($SINK_PARTITIONS partitions each)"
+    kcat -P -b "$BOOT" -t sink_json -X linger.ms=20 -l "$TMP/events.jsonl"
+    kcat -P -b "$BOOT" -t sink_csv -X linger.ms=20 -l "$TMP/sink_events.csv"
+    local json csv
+    json=$(watermark_sum sink_json)
+    csv=$(watermark_sum sink_csv)
+    ((json == BENCH_N && csv == BENCH_N)) || die "topics hold $json JSON and $csv CSV records, not $BENCH_N"
+}
+
+# fresh_table NAME [half]: an empty events table; with "half", every other id
+# of the records is already there (with other values), for the upsert run.
+fresh_table() {
+    psql_bench -c "DROP TABLE IF EXISTS $1" \
+        -c "CREATE TABLE $1 (id bigint PRIMARY KEY, user_id int, action text, item text, ts bigint)"
+    if [[ ${2:-} == half ]]; then
+        psql_bench -c "INSERT INTO $1 SELECT g, 0, 'old', 'old', 0 FROM generate_series(2, $BENCH_N, 2) g" \
+            -c "VACUUM ANALYZE $1"
+    fi
+    psql_bench -c CHECKPOINT
+}
+
+# measure_rows TOOL REP RECORDS TABLE COMMAND...: time COMMAND, then count the
+# table's rows (the "delivered" column).
+measure_rows() {
+    local tool=$1 rep=$2 records=$3 table=$4; shift 4
+    local out=$TMP/${tool//[^A-Za-z0-9]/_}_$rep.log
+    log "$tool run #$rep: $records records -> $table"
+    measure "$out" "$@"
+    ((M_RC == 0)) || report_failure "$(printf '%q ' "$@")" "$out"
+    M_DELIVERED=$(psql_bench -At -c "SELECT count(*) FROM $table")
+    record_measurement "$tool" "$rep" "$records"
+}
+
+# bench_kbridge_sink TOOL REP MODE: kbridge consumes sink_json (a new group
+# each run) into a fresh table with the postgres_table sink in MODE.
+bench_kbridge_sink() {
+    local tool=$1 rep=$2 mode=$3 table=sink_${1//[^A-Za-z0-9]/_}_$2
+    local cfg=$TMP/$table.yaml
+    if [[ $mode == upsert ]]; then fresh_table "$table" half; else fresh_table "$table"; fi
+    cat >"$cfg" <<EOF
+version: 1
+kafka: {brokers: '\${KAFKA_BROKERS}'}
+postgres: {url: '\${PG_URL}'}
+pipelines:
+  - name: bench
+    source: {type: kafka, topics: [sink_json], group: $table}
+    sink: {type: postgres_table, table: $table, mode: $mode}
+EOF
+    measure_rows "$tool" "$rep" "$BENCH_N" "$table" \
+        "$KBRIDGE" run "$cfg" --once --state-dir "$TMP/state_$table"
+}
+
+# The baseline: kcat reads the CSV copy of the records to its end, psql \copy
+# loads them; the pipeline is timed as a whole.
+bench_kcat_psql() {
+    local rep=$1 table=sink_kcat_$1
+    fresh_table "$table"
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    measure_rows "kcat|psql" "$rep" "$BENCH_N" "$table" \
+        bash -c 'set -euo pipefail
+            kcat -C -b "$1" -t sink_csv -o beginning -e -q -f "%s\n" |
+            "$2" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$3" -U postgres -d postgres \
+                -c "\\copy $4 FROM STDIN (FORMAT csv)"' \
+        kcat-psql "$BOOT" "$PGBIN/psql" "$PG_PORT" "$table"
+}
+
+# The seed's consumer (python3-confluent-kafka + psycopg2): one INSERT and one
+# commit per record, on the first BENCH_PY_N records.
+bench_python_sink() {
+    local table=sink_python_1
+    fresh_table "$table"
+    measure_rows python-seed 1 "$BENCH_PY_N" "$table" \
+        "$PY" "$ROOT/scripts/bench/seed_kafka_to_postgres.py" --bootstrap "$BOOT" --topic sink_json \
+        --dsn "host=127.0.0.1 port=$PG_PORT user=postgres dbname=postgres" --table "$table" --count "$BENCH_PY_N"
+}
+
+bench_sinks() {
+    ensure_packages postgresql kcat python3-psycopg2
+    begin_results sinks
+    generate_events
+    start_postgres
+    start_dev_kafka "sink_json:$SINK_PARTITIONS" "sink_csv:$SINK_PARTITIONS"
+    export KAFKA_BROKERS=$BOOT PG_URL
+    log "postgres on 127.0.0.1:$PG_PORT, kafka (dev-kafka, 3 brokers) on $BOOT"
+    load_sink_topics
+
+    local i
+    for ((i = 1; i <= BENCH_REPEAT; i++)); do
+        bench_kbridge_sink kbridge-insert "$i" insert
+        bench_kcat_psql "$i"
+        bench_kbridge_sink kbridge-upsert "$i" upsert
+    done
+    bench_python_sink
+
+    print_report sinks "$RESULTS" "$BENCH_N" "$BENCH_PY_N" "$BENCH_REPEAT" "$KBRIDGE_BUILD_TYPE"
+    stop_postgres
+    stop_background
+    unset PG_URL
+}
+
 # ------------------------------------------------------------------- main --
 
 run_mode() {
     case $1 in
         redis) bench_redis ;;
         postgres) bench_postgres ;;
+        sinks) bench_sinks ;;
         *) die "mode $1 listed as implemented but has no function" ;;
     esac
 }
@@ -585,8 +710,7 @@ main() {
     local mode=${1:-all}
     case $mode in
         -h | --help) usage; exit 0 ;;
-        redis | postgres) setup_common; run_mode "$mode" ;;
-        sinks) echo "bench: mode '$mode' is not implemented yet" >&2; exit 2 ;;
+        redis | postgres | sinks) setup_common; run_mode "$mode" ;;
         all)
             setup_common
             local m

@@ -139,10 +139,46 @@ def report_postgres(path, n, n5, repeat, build):
     print("whole; its peak RSS is the larger of psql's and kcat's.")
 
 
+def report_sinks(path, n, py_n, repeat, build):
+    rows = load(path)
+    tools = ["kbridge-insert", "kcat|psql", "kbridge-upsert", "python-seed"]
+    print()
+    print("== kbridge bench: kafka -> postgres table (N=%d, python N=%d, repeats=%s, kbridge build=%s)"
+          % (n, py_n, repeat, build))
+    print()
+    print_runs(rows, "LEFT")
+    summary = summarize(rows, tools)
+    print()
+    print_summary(summary, tools, width=15)
+    print("(medians over successful runs; a run counts when it exited 0 and the table holds one row")
+    print(" per record)")
+    print()
+    ins, base, ups, pyr = (summary.get(t) for t in tools)
+
+    def ratio(label, a, b, target, note=""):
+        if a and b:
+            print("%-34s %.2f× (target ≥ %s)%s" % (label, a["rate"] / b["rate"], target, note))
+        else:
+            print("%-34s n/a (a tool failed)" % label)
+
+    ratio("kbridge insert vs kcat | psql:", ins, base, "0.9×")
+    ratio("kbridge upsert (half present):", ups, base, "0.5×")
+    note = "  [rates; python ran on %d records]" % pyr["recs"] if pyr and ins and pyr["recs"] != ins["recs"] else ""
+    ratio("kbridge insert vs seed python:", ins, pyr, "200×", note)
+    if ins:
+        print("kbridge peak RSS (insert):         %.0f MB" % ins["rss"])
+    print()
+    print("notes: kbridge consumes JSON with a new consumer group per run and commits its offsets;")
+    print("the baseline reads the same records as CSV (kcat -C -e) into psql \\copy, timed as a whole.")
+    print("The seed loop inserts and commits one record at a time.")
+
+
 def main(argv):
     mode = argv[1]
     if mode == "redis":
         report_redis(argv[2], int(argv[3]), int(argv[4]), argv[5], argv[6])
+    elif mode == "sinks":
+        report_sinks(argv[2], int(argv[3]), int(argv[4]), argv[5], argv[6])
     elif mode == "postgres":
         report_postgres(argv[2], int(argv[3]), int(argv[4]), argv[5], argv[6])
     else:

@@ -48,6 +48,10 @@ Process::Process(std::vector<std::string> argv, const std::string& dir,
         dup2(in, 0);
         dup2(out, 1);
         dup2(err, 2);
+        // Runs without --state-dir keep their state (and locks) in the test's own directory, so
+        // that tests running side by side never share a pipeline's lock.
+        setenv("XDG_STATE_HOME", (dir + "/xdg-state").c_str(), 1);
+        unsetenv("STATE_DIRECTORY");
         for (const auto& [name, value] : env) setenv(name.c_str(), value.c_str(), 1);
         std::vector<char*> args;
         for (auto& a : argv) args.push_back(a.data());
@@ -91,8 +95,12 @@ void Process::signal(int sig) {
     if (running()) kill(pid_, sig);
 }
 
-std::string Process::out() const { return read_file(out_path_); }
-std::string Process::err() const { return read_file(err_path_); }
+std::string Process::out() const {
+    return read_file(out_path_);
+}
+std::string Process::err() const {
+    return read_file(err_path_);
+}
 
 std::string read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);

@@ -1,8 +1,7 @@
 #include "connectors/redis/client.h"
 
-#include <sys/time.h>
-
 #include <hiredis/read.h>
+#include <sys/time.h>
 
 #include <regex>
 
@@ -19,7 +18,9 @@ struct StringCapture {
     char placeholder;
 };
 
-StringCapture* capture_of(const redisReadTask* task) { return static_cast<StringCapture*>(task->privdata); }
+StringCapture* capture_of(const redisReadTask* task) {
+    return static_cast<StringCapture*>(task->privdata);
+}
 
 void* capture_string(const redisReadTask* task, char* str, size_t len) {
     StringCapture* c = capture_of(task);
@@ -49,7 +50,8 @@ void capture_free(void* object) {
     if (g_active_capture) g_active_capture->defaults->freeObject(object);
 }
 
-redisReplyObjectFunctions kCaptureFunctions = {capture_string, capture_array, capture_integer, capture_nil, capture_free};
+redisReplyObjectFunctions kCaptureFunctions = {capture_string, capture_array, capture_integer,
+                                               capture_nil, capture_free};
 
 }  // namespace
 
@@ -61,10 +63,12 @@ RedisUrl parse_redis_url(const std::string& url) {
         out.redacted = url;
         return out;
     }
-    static const std::regex kUrl(R"(redis://(?:([^:@/]*)(?::([^@/]*))?@)?([^:/@]+)?(?::(\d+))?(?:/(\d+))?/?)");
+    static const std::regex kUrl(
+        R"(redis://(?:([^:@/]*)(?::([^@/]*))?@)?([^:/@]+)?(?::(\d+))?(?:/(\d+))?/?)");
     std::smatch m;
     if (!std::regex_match(url, m, kUrl))
-        throw std::invalid_argument("expected redis://[user:password@]host:port/db or unix:///path");
+        throw std::invalid_argument(
+            "expected redis://[user:password@]host:port/db or unix:///path");
     if (m[2].matched) {
         out.user = m[1];
         out.password = m[2];
@@ -74,8 +78,10 @@ RedisUrl parse_redis_url(const std::string& url) {
     if (m[3].matched) out.host = m[3];
     if (m[4].matched) out.port = std::stoi(m[4]);
     if (m[5].matched) out.db = std::stoi(m[5]);
-    out.redacted = "redis://" + std::string(out.password.empty() ? "" : (out.user.empty() ? "***@" : out.user + ":***@")) +
-                   out.host + ":" + std::to_string(out.port) + "/" + std::to_string(out.db);
+    out.redacted =
+        "redis://" +
+        std::string(out.password.empty() ? "" : (out.user.empty() ? "***@" : out.user + ":***@")) +
+        out.host + ":" + std::to_string(out.port) + "/" + std::to_string(out.db);
     return out;
 }
 
@@ -92,8 +98,10 @@ void RedisClient::connect(std::chrono::milliseconds timeout) {
     timeval no_timeout{0, 0};
     redisSetTimeout(c, no_timeout);
     if (!url_.password.empty()) {
-        if (url_.user.empty()) command({"AUTH", url_.password});
-        else command({"AUTH", url_.user, url_.password});
+        if (url_.user.empty())
+            command({"AUTH", url_.password});
+        else
+            command({"AUTH", url_.user, url_.password});
     }
     if (url_.db != 0) command({"SELECT", std::to_string(url_.db)});
 }
@@ -108,7 +116,8 @@ void RedisClient::append(const std::vector<std::string>& args) {
         argv.push_back(a.data());
         lengths.push_back(a.size());
     }
-    if (redisAppendCommandArgv(context_.get(), static_cast<int>(argv.size()), argv.data(), lengths.data()) != REDIS_OK)
+    if (redisAppendCommandArgv(context_.get(), static_cast<int>(argv.size()), argv.data(),
+                               lengths.data()) != REDIS_OK)
         broken();
     ++pending_;
 }
@@ -127,12 +136,16 @@ void RedisClient::send(const std::vector<std::string>& args) {
         if (redisBufferWrite(context_.get(), &done) != REDIS_OK) broken();
 }
 
-RedisReply RedisClient::reply() {
+RedisReply RedisClient::any_reply() {
     if (!context_) throw RedisError("redis " + url_.redacted + ": not connected");
     void* raw = nullptr;
     if (redisGetReply(context_.get(), &raw) != REDIS_OK || !raw) broken();
     --pending_;
-    RedisReply owned(static_cast<redisReply*>(raw));
+    return RedisReply(static_cast<redisReply*>(raw));
+}
+
+RedisReply RedisClient::reply() {
+    RedisReply owned = any_reply();
     if (owned->type == REDIS_REPLY_ERROR)
         throw RedisError("redis " + url_.redacted + ": " + std::string(owned->str, owned->len));
     return owned;

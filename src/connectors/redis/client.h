@@ -34,12 +34,12 @@ struct RedisUrl {
 RedisUrl parse_redis_url(const std::string& url);
 
 class RedisError : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 
 class RedisClient {
-public:
+  public:
     explicit RedisClient(RedisUrl url) : url_(std::move(url)) {}
     void connect(std::chrono::milliseconds timeout = std::chrono::seconds(5));
     // Runs one command (arguments binary-safe) and returns its reply, after checking the replies
@@ -49,6 +49,9 @@ public:
     // oldest reply not yet taken.
     void send(const std::vector<std::string>& args);
     RedisReply reply();
+    // The oldest reply, error replies included (pipelines that map errors to records).
+    RedisReply any_reply();
+    bool connected() const { return context_ != nullptr; }
     size_t replies_pending() const { return pending_; }
     // Takes the next reply, an array of strings (e.g. LRANGE's), appending each string to
     // `storage` and its place to `places`, with none of hiredis's per-element allocations.
@@ -59,7 +62,7 @@ public:
     void reply_strings(std::vector<char>& storage, std::vector<Place>& places);
     const RedisUrl& url() const { return url_; }
 
-private:
+  private:
     void append(const std::vector<std::string>& args);
     [[noreturn]] void broken();
 
