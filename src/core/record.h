@@ -27,7 +27,7 @@ struct Record {
     int64_t timestamp = -1;
 };
 
-enum class Format { Json, Raw };
+enum class Format { Json, Raw, Csv };
 
 constexpr size_t kValuePadding = 64;  // simdjson::SIMDJSON_PADDING
 

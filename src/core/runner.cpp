@@ -15,7 +15,8 @@ std::string describe_record(const Record& record) {
     std::string out;
     if (record.key) out += "key '" + std::string(record.key->substr(0, 64)) + "' ";
     if (record.value) {
-        out += "value '" + std::string(record.value->substr(0, 80)) + (record.value->size() > 80 ? "…" : "") + "'";
+        out += "value '" + std::string(record.value->substr(0, 80)) +
+               (record.value->size() > 80 ? "…" : "") + "'";
     } else {
         out += "tombstone";
     }
@@ -57,7 +58,8 @@ int PipelineRunner::run(const std::atomic<bool>& stop) {
             }
             Batch batch;
             // Block in the source only when nothing awaits a delivery report.
-            const ReadStatus status = source_->read(batch, in_flight_ ? milliseconds(0) : milliseconds(500));
+            const ReadStatus status =
+                source_->read(batch, in_flight_ ? milliseconds(0) : milliseconds(500));
             if (status == ReadStatus::End) break;
             if (status == ReadStatus::Records) dispatch(batch);
             poll(milliseconds(status == ReadStatus::Idle && in_flight_ ? 10 : 0));
@@ -75,7 +77,8 @@ int PipelineRunner::run(const std::atomic<bool>& stop) {
         fatal_ = true;
     }
     if (settings_.progress) show_progress(true);
-    stats_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    stats_.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     return fatal_ ? 1 : 0;
 }
 
@@ -87,13 +90,40 @@ void PipelineRunner::dispatch(Batch& batch) {
     batches_.push_back(std::move(state));
     in_flight_ += batch.records.size();
     stats_.read += batch.records.size();
-    const bool json = source_->format() == Format::Json &&
-                      (sink_->needs_fields() || !source_->values_are_valid_json());
+    const bool csv = source_->format() == Format::Csv;
+    const bool json = csv || (source_->format() == Format::Json &&
+                              (sink_->needs_fields() || !source_->values_are_valid_json()));
     simdjson::dom::element fields;
     std::string error;
-    if (json) decoder_.start(batch.contiguous_values);
-    for (Record& record : batch.records) {
+    // CSV lines turn into JSON objects, which are then what every sink sees as the value.
+    std::vector<std::string> csv_errors;
+    std::vector<std::pair<size_t, size_t>> csv_places;
+    if (csv) {
+        csv_json_.clear();
+        csv_errors.resize(batch.records.size());
+        csv_places.resize(batch.records.size());
+        for (size_t i = 0; i < batch.records.size(); ++i) {
+            const Record& record = batch.records[i];
+            const size_t begin = csv_json_.size();
+            if (record.value &&
+                !csv_to_json(*record.value, source_->csv(), csv_json_, csv_errors[i]))
+                continue;
+            csv_places[i] = {begin, csv_json_.size() - begin};
+        }
+        csv_json_.resize(csv_json_.size() + kValuePadding, '\0');
+    }
+    if (json) decoder_.start(csv ? std::string_view() : batch.contiguous_values);
+    for (size_t i = 0; i < batch.records.size(); ++i) {
+        Record& record = batch.records[i];
         const simdjson::dom::element* decoded = nullptr;
+        if (csv && record.value) {
+            if (!csv_errors[i].empty()) {
+                dead_letter(raw, std::move(record), Rejection{"invalid_csv", csv_errors[i]});
+                continue;
+            }
+            record.value =
+                std::string_view(csv_json_.data() + csv_places[i].first, csv_places[i].second);
+        }
         if (json && record.value) {
             if (!decoder_.decode(*record.value, fields, error)) {
                 dead_letter(raw, std::move(record), Rejection{"invalid_json", error});
@@ -145,7 +175,9 @@ void PipelineRunner::rejected(BatchState* batch, Record record, const Rejection&
     dead_letter(batch, std::move(record), why);
 }
 
-void PipelineRunner::failed(BatchState* batch, const std::string& error) { fail(batch, error); }
+void PipelineRunner::failed(BatchState* batch, const std::string& error) {
+    fail(batch, error);
+}
 
 void PipelineRunner::DeadLetterListener::delivered(BatchState* batch) {
     --batch->pending;
@@ -153,7 +185,8 @@ void PipelineRunner::DeadLetterListener::delivered(BatchState* batch) {
 }
 
 void PipelineRunner::DeadLetterListener::rejected(BatchState* batch, Record, const Rejection& why) {
-    runner_.fail(batch, "dead letter " + runner_.dead_letter_->describe() + " rejected a record: " + why.detail);
+    runner_.fail(batch, "dead letter " + runner_.dead_letter_->describe() +
+                            " rejected a record: " + why.detail);
 }
 
 void PipelineRunner::DeadLetterListener::failed(BatchState* batch, const std::string& error) {
@@ -174,7 +207,8 @@ void PipelineRunner::ack_completed() {
             if (front.ack) front.ack();
         } catch (const std::exception& e) {
             // Not acknowledged: the records stay in the source and are sent again next run.
-            stop_batch(&front, std::string("acknowledging to ") + source_->describe() + ": " + e.what());
+            stop_batch(&front,
+                       std::string("acknowledging to ") + source_->describe() + ": " + e.what());
             return;
         }
         batches_.pop_front();
@@ -213,9 +247,10 @@ void PipelineRunner::show_progress(bool final_line) {
         // The total may be an estimate (PostgreSQL's reltuples): never show less than done.
         const uint64_t total = std::max<uint64_t>(*total_, done);
         const long eta = rate > 0 ? static_cast<long>((total - done) / rate) : 0;
-        std::fprintf(stderr, "\r\033[K%s: %llu/%llu (%.0f%%) %.0f records/s, ETA %ld:%02ld", name_.c_str(),
-                     static_cast<unsigned long long>(done), static_cast<unsigned long long>(total),
-                     100.0 * done / total, rate, eta / 60, eta % 60);
+        std::fprintf(stderr, "\r\033[K%s: %llu/%llu (%.0f%%) %.0f records/s, ETA %ld:%02ld",
+                     name_.c_str(), static_cast<unsigned long long>(done),
+                     static_cast<unsigned long long>(total), 100.0 * done / total, rate, eta / 60,
+                     eta % 60);
     } else {
         std::fprintf(stderr, "\r\033[K%s: %llu records, %.0f records/s", name_.c_str(),
                      static_cast<unsigned long long>(done), rate);

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/sink.h"
 #include "core/source.h"
@@ -35,7 +36,7 @@ struct RunSettings {
 };
 
 class PipelineRunner : private DeliveryListener {
-public:
+  public:
     PipelineRunner(std::string name, std::unique_ptr<Source> source, std::unique_ptr<Sink> sink,
                    std::unique_ptr<Sink> dead_letter, RunSettings settings);
     ~PipelineRunner() override;
@@ -45,15 +46,15 @@ public:
     const PipelineStats& stats() const { return stats_; }
     const std::string& name() const { return name_; }
 
-private:
+  private:
     class DeadLetterListener : public DeliveryListener {
-    public:
+      public:
         explicit DeadLetterListener(PipelineRunner& runner) : runner_(runner) {}
         void delivered(BatchState* batch) override;
         void rejected(BatchState* batch, Record record, const Rejection& why) override;
         void failed(BatchState* batch, const std::string& error) override;
 
-    private:
+      private:
         PipelineRunner& runner_;
     };
 
@@ -79,6 +80,7 @@ private:
     DeadLetterListener dead_letter_listener_{*this};
     RunSettings settings_;
     JsonDecoder decoder_;
+    std::vector<char> csv_json_;  // the batch's csv records as JSON objects
     std::deque<std::unique_ptr<BatchState>> batches_;
     size_t in_flight_ = 0;
     bool fatal_ = false;

@@ -5,6 +5,7 @@
 
 #include "core/offsets.h"
 #include "core/record.h"
+#include "formats/csv.h"
 
 namespace kbridge {
 
@@ -35,6 +36,12 @@ class Source {
     virtual std::string describe() const = 0;
     // Kafka sources take their start offsets from an exactly-once sink; false: not supported.
     virtual bool use_offset_store(OffsetStore*) { return false; }
+    // With format() == Csv: how lines become fields.
+    const CsvFormat& csv() const { return csv_; }
+    void set_csv(CsvFormat csv) { csv_ = std::move(csv); }
+
+  private:
+    CsvFormat csv_;
 };
 
 }  // namespace kbridge

@@ -206,9 +206,9 @@ TEST_F(KafkaToPostgres, ExactlyOnceSurvivesRepeatedKillNine) {
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_EQ(count("SELECT count(*) FROM events"), total);
     EXPECT_EQ(count("SELECT count(DISTINCT id) FROM events"), total);
-    EXPECT_EQ(
-        count("SELECT sum(greatest(next_offset, 0)) FROM kbridge_offsets WHERE consumer_group = 'kbridge.k2p'"),
-        total);
+    EXPECT_EQ(count("SELECT sum(greatest(next_offset, 0)) FROM kbridge_offsets WHERE "
+                    "consumer_group = 'kbridge.k2p'"),
+              total);
 }
 
 TEST_F(KafkaToPostgres, TwoProcessesInOneGroupSplitThePartitionsAndTheTotalIsExact) {
@@ -344,6 +344,55 @@ TEST_F(KafkaToPostgres, StdinToKafkaToStdoutPipesLines) {
     EXPECT_EQ(count_lines, 3001u);
     EXPECT_EQ(ids.size(), 3001u);
     EXPECT_EQ(*ids.rbegin(), 3000);
+}
+
+TEST_F(KafkaToPostgres, CsvLinesOfTheSeedsArriveAsRowsAndLeaveAsCsv) {
+    kafka.create_topic("people", 1);
+    pg.exec(
+        "CREATE TABLE conn_fdw (id serial PRIMARY KEY, \"name\" varchar(50), age int4, city "
+        "varchar(50), salary int4)");
+    const std::string in = dir.file("people.csv");
+    write_file(in,
+               "John,30,New York,50000\nAlice,25,Los Angeles,60000\n\"Doe, "
+               "J\",41,\"Boston\",70000\nbroken,line\n");
+    const std::string to_kafka = dir.file("csv-in.yaml");
+    write_file(
+        to_kafka,
+        "version: 1\nkafka: {brokers: '${KAFKA_BROKERS}'}\npipelines:\n"
+        "  - name: in\n    source: {type: stdin, format: csv, columns: [name, age, city, salary]}\n"
+        "    sink: {type: kafka, topic: people}\n    dead_letter: {type: kafka, topic: "
+        "people_dlq}\n");
+    Process producer({KBRIDGE_BINARY, "run", to_kafka, "--once"}, dir.path().string(), env(), in);
+    ASSERT_EQ(producer.wait(), 0) << producer.err();
+    const auto people = kcat_consume(kafka.bootstraps(), "people");
+    ASSERT_EQ(people.size(), 3u);
+    EXPECT_EQ(people[2].value, R"({"name":"Doe, J","age":"41","city":"Boston","salary":"70000"})");
+    const auto dead = kcat_consume(kafka.bootstraps(), "people_dlq");
+    ASSERT_EQ(dead.size(), 1u);
+    EXPECT_EQ(dead[0].value, "broken,line");
+    EXPECT_NE(dead[0].headers.find("kbridge.error.reason=invalid_csv"), std::string::npos)
+        << dead[0].headers;
+
+    // Kafka -> PostgreSQL: the strings coerce to the table's types; id takes its default.
+    RunResult r = run(config("      table: conn_fdw\n", "", "people"));
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(pg.scalar("SELECT string_agg(id || ':' || name || ':' || (age + 1), ' ' ORDER BY id) "
+                        "FROM conn_fdw"),
+              "1:John:31 2:Alice:26 3:Doe, J:42");
+
+    // Kafka -> stdout as the chat seed's "sender|receiver|content" lines.
+    const std::string to_stdout = dir.file("csv-out.yaml");
+    write_file(
+        to_stdout,
+        std::string("version: 1\nkafka: {brokers: '${KAFKA_BROKERS}'}\npipelines:\n"
+                    "  - name: out\n    source:\n      type: kafka\n      topics: [people]\n") +
+            kConsumer +
+            "    sink: {type: stdout, format: csv, delimiter: '|', columns: [name, city, "
+            "salary]}\n");
+    Process consumer({KBRIDGE_BINARY, "run", to_stdout, "--once"}, dir.path().string(), env());
+    ASSERT_EQ(consumer.wait(), 0) << consumer.err();
+    EXPECT_EQ(consumer.out(),
+              "John|New York|50000\nAlice|Los Angeles|60000\nDoe, J|Boston|70000\n");
 }
 
 }  // namespace

@@ -21,12 +21,16 @@ EmbeddedKafka::~EmbeddedKafka() {
     if (cluster_) rd_kafka_mock_cluster_destroy(cluster_);
 }
 
-std::string EmbeddedKafka::bootstraps() const { return rd_kafka_mock_cluster_bootstraps(cluster_); }
+std::string EmbeddedKafka::bootstraps() const {
+    return rd_kafka_mock_cluster_bootstraps(cluster_);
+}
 
 void EmbeddedKafka::create_topic(const std::string& name, int partitions) {
     rd_kafka_resp_err_t err =
         rd_kafka_mock_topic_create(cluster_, name.c_str(), partitions, brokers_ < 3 ? brokers_ : 3);
-    if (err) throw std::runtime_error("embedded kafka: create topic '" + name + "': " + rd_kafka_err2str(err));
+    if (err)
+        throw std::runtime_error("embedded kafka: create topic '" + name +
+                                 "': " + rd_kafka_err2str(err));
 }
 
 }  // namespace kbridge

@@ -11,7 +11,7 @@
 namespace kbridge {
 
 class EmbeddedKafka {
-public:
+  public:
     explicit EmbeddedKafka(int brokers = 3);
     ~EmbeddedKafka();
     EmbeddedKafka(const EmbeddedKafka&) = delete;
@@ -22,7 +22,7 @@ public:
     rd_kafka_mock_cluster_t* cluster() { return cluster_; }
     int broker_count() const { return brokers_; }
 
-private:
+  private:
     int brokers_;
     KafkaHandle owner_;  // the mock cluster runs on this handle's thread
     rd_kafka_mock_cluster_t* cluster_ = nullptr;

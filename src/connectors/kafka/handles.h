@@ -21,10 +21,13 @@ struct KafkaQueueDeleter {
     void operator()(rd_kafka_queue_t* q) const { rd_kafka_queue_destroy(q); }
 };
 struct KafkaPartitionListDeleter {
-    void operator()(rd_kafka_topic_partition_list_t* l) const { rd_kafka_topic_partition_list_destroy(l); }
+    void operator()(rd_kafka_topic_partition_list_t* l) const {
+        rd_kafka_topic_partition_list_destroy(l);
+    }
 };
 using KafkaQueue = std::unique_ptr<rd_kafka_queue_t, KafkaQueueDeleter>;
-using KafkaPartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t, KafkaPartitionListDeleter>;
+using KafkaPartitionList =
+    std::unique_ptr<rd_kafka_topic_partition_list_t, KafkaPartitionListDeleter>;
 using KafkaConf = std::unique_ptr<rd_kafka_conf_t, KafkaConfDeleter>;
 using KafkaHandle = std::unique_ptr<rd_kafka_t, KafkaDeleter>;
 using KafkaTopic = std::unique_ptr<rd_kafka_topic_t, KafkaTopicDeleter>;

@@ -5,19 +5,21 @@
 #include <stdexcept>
 
 #include "core/runner.h"
+#include "formats/csv.h"
 
 namespace kbridge {
 namespace {
 
-const OptionTable kOptions = {
+const OptionTable kOptions = with_csv_options({
     {"type", OptionType::String, "", "kafka"},
     {"topic", OptionType::String, "", "topic template, e.g. orders.{region}", {}, true},
     {"key", OptionType::String, "", "key template, e.g. {user_id}; default: the record's key"},
     {"headers", OptionType::StringMap, "", "header name -> template"},
-    {"format", OptionType::Choice, "json", "how values are written", {"json", "raw"}},
+    {"format", OptionType::Choice, "json", "how values are written", {"json", "raw", "csv"}},
     {"brokers", OptionType::String, "", "bootstrap servers (default: kafka.brokers)"},
-    {"properties", OptionType::StringMap, "", "librdkafka producer properties (over kafka.properties)"},
-};
+    {"properties", OptionType::StringMap, "",
+     "librdkafka producer properties (over kafka.properties)"},
+});
 
 // Broker or client refusals that will never succeed for this record, whatever the retries.
 bool is_record_rejection(rd_kafka_resp_err_t err) {
@@ -43,11 +45,14 @@ Template compile(const Options& options, const std::string& name, const std::str
 
 }  // namespace
 
-const OptionTable& kafka_sink_options() { return kOptions; }
+const OptionTable& kafka_sink_options() {
+    return kOptions;
+}
 
 KafkaSettings kafka_settings(const Options& options, const ConnectorContext& ctx) {
     KafkaSettings settings;
-    settings.brokers = options.has("brokers") ? options.str("brokers") : ctx.config.kafka.str("brokers");
+    settings.brokers =
+        options.has("brokers") ? options.str("brokers") : ctx.config.kafka.str("brokers");
     if (settings.brokers == "embedded") settings.brokers = ctx.embedded_bootstraps;
     settings.properties = ctx.config.kafka.string_map("properties");
     for (auto& [name, value] : options.string_map("properties")) settings.properties[name] = value;
@@ -63,6 +68,8 @@ std::unique_ptr<Sink> make_kafka_sink(const Options& options, const ConnectorCon
     auto sink = std::make_unique<KafkaSink>(kafka_settings(options, ctx),
                                             compile(options, "topic", options.str("topic")),
                                             std::move(key), std::move(headers));
+    CsvFormat csv;
+    if (parse_format(options, csv) == Format::Csv) sink->write_csv(std::move(csv));
     try {
         make_kafka_conf(kafka_settings(options, ctx));
     } catch (const std::invalid_argument& e) {
@@ -105,7 +112,9 @@ rd_kafka_topic_t* KafkaSink::topic_handle(const std::string& name) {
     auto it = topics_.find(name);
     if (it != topics_.end()) return it->second.get();
     rd_kafka_topic_t* topic = rd_kafka_topic_new(producer_.get(), name.c_str(), nullptr);
-    if (!topic) throw std::runtime_error("kafka topic '" + name + "': " + rd_kafka_err2str(rd_kafka_last_error()));
+    if (!topic)
+        throw std::runtime_error("kafka topic '" + name +
+                                 "': " + rd_kafka_err2str(rd_kafka_last_error()));
     topics_.emplace(name, KafkaTopic(topic));
     return topic;
 }
@@ -130,7 +139,8 @@ bool KafkaSink::send(const Record& record, const simdjson::dom::element* fields,
     if (!headers_.empty() || !record.headers.empty()) {
         headers = rd_kafka_headers_new(headers_.size() + record.headers.size());
         for (const auto& h : record.headers)
-            rd_kafka_header_add(headers, h.name.data(), h.name.size(), h.value.data(), h.value.size());
+            rd_kafka_header_add(headers, h.name.data(), h.name.size(), h.value.data(),
+                                h.value.size());
         for (const auto& [name, tmpl] : headers_) {
             header_buffer_.clear();
             if (!tmpl.render(record, fields, header_buffer_, error_buffer_)) {
@@ -138,21 +148,34 @@ bool KafkaSink::send(const Record& record, const simdjson::dom::element* fields,
                 why = {"template", "header " + name + ": " + error_buffer_};
                 return false;
             }
-            rd_kafka_header_add(headers, name.data(), name.size(), header_buffer_.data(), header_buffer_.size());
+            rd_kafka_header_add(headers, name.data(), name.size(), header_buffer_.data(),
+                                header_buffer_.size());
         }
     }
+    std::optional<std::string_view> out_value = record.value;
+    if (csv_ && record.value) {
+        if (!fields) {
+            if (headers) rd_kafka_headers_destroy(headers);
+            why = {"no_fields", "format csv writes fields, and a raw record has none"};
+            return false;
+        }
+        value_buffer_.clear();
+        csv_from_fields(*fields, *csv_, value_buffer_);
+        out_value = value_buffer_;
+    }
     rd_kafka_topic_t* topic = topic_handle(topic_buffer_);
-    const void* value = record.value ? record.value->data() : nullptr;
-    const size_t value_size = record.value ? record.value->size() : 0;
+    const void* value = out_value ? out_value->data() : nullptr;
+    const size_t value_size = out_value ? out_value->size() : 0;
     const void* key_data = key ? key->data() : nullptr;
     const size_t key_size = key ? key->size() : 0;
     while (true) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
             producer_.get(), RD_KAFKA_V_RKT(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_VALUE(const_cast<void*>(value), value_size),
-            RD_KAFKA_V_KEY(key_data, key_size),
-            RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(batch),
-            RD_KAFKA_V_TIMESTAMP(record.timestamp > 0 ? record.timestamp : now_ms_), RD_KAFKA_V_END);
+            RD_KAFKA_V_KEY(key_data, key_size), RD_KAFKA_V_HEADERS(headers),
+            RD_KAFKA_V_OPAQUE(batch),
+            RD_KAFKA_V_TIMESTAMP(record.timestamp > 0 ? record.timestamp : now_ms_),
+            RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return true;
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             // librdkafka's queue is our backpressure: serve reports until there is room.
@@ -164,12 +187,13 @@ bool KafkaSink::send(const Record& record, const simdjson::dom::element* fields,
             why = {"too_large", std::string("kafka: ") + rd_kafka_err2str(err)};
             return false;
         }
-        throw std::runtime_error("kafka produce to '" + topic_buffer_ + "': " + rd_kafka_err2str(err));
+        throw std::runtime_error("kafka produce to '" + topic_buffer_ +
+                                 "': " + rd_kafka_err2str(err));
     }
 }
 
 bool KafkaSink::needs_fields() const {
-    if (topic_.needs_fields() || (key_ && key_->needs_fields())) return true;
+    if (csv_ || topic_.needs_fields() || (key_ && key_->needs_fields())) return true;
     for (const auto& header : headers_)
         if (header.second.needs_fields()) return true;
     return false;
@@ -194,15 +218,17 @@ void KafkaSink::on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void
         return;
     }
     const std::string error = "kafka delivery to '" +
-                              std::string(rd_kafka_topic_name(message->rkt)) + "': " +
-                              rd_kafka_err2str(message->err);
+                              std::string(rd_kafka_topic_name(message->rkt)) +
+                              "': " + rd_kafka_err2str(message->err);
     if (!is_record_rejection(message->err)) {
         self->listener_->failed(batch, error);
         return;
     }
     Record original;
-    if (message->key) original.key.emplace(static_cast<const char*>(message->key), message->key_len);
-    if (message->payload) original.value.emplace(static_cast<const char*>(message->payload), message->len);
+    if (message->key)
+        original.key.emplace(static_cast<const char*>(message->key), message->key_len);
+    if (message->payload)
+        original.value.emplace(static_cast<const char*>(message->payload), message->len);
     self->listener_->rejected(batch, std::move(original), Rejection{"rejected", error});
 }
 

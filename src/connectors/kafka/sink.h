@@ -10,6 +10,7 @@
 #include "connectors/kafka/handles.h"
 #include "core/registry.h"
 #include "core/sink.h"
+#include "formats/csv.h"
 #include "formats/template.h"
 
 namespace kbridge {
@@ -20,7 +21,7 @@ std::unique_ptr<Sink> make_kafka_sink(const Options& options, const ConnectorCon
 KafkaSettings kafka_settings(const Options& options, const ConnectorContext& ctx);
 
 class KafkaSink : public Sink {
-public:
+  public:
     KafkaSink(KafkaSettings settings, Template topic, std::optional<Template> key,
               std::vector<std::pair<std::string, Template>> headers);
     ~KafkaSink() override;
@@ -31,8 +32,10 @@ public:
     void poll(std::chrono::milliseconds wait) override;
     bool needs_fields() const override;
     std::string describe() const override { return "kafka:" + topic_.text(); }
+    // Values become CSV lines of these columns instead of going out as read.
+    void write_csv(CsvFormat csv) { csv_ = std::move(csv); }
 
-private:
+  private:
     static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque);
     rd_kafka_topic_t* topic_handle(const std::string& name);
     static int64_t wall_clock_ms();
@@ -43,7 +46,8 @@ private:
     std::vector<std::pair<std::string, Template>> headers_;
     KafkaHandle producer_;
     std::unordered_map<std::string, KafkaTopic> topics_;
-    std::string topic_buffer_, key_buffer_, header_buffer_, error_buffer_;
+    std::string topic_buffer_, key_buffer_, header_buffer_, error_buffer_, value_buffer_;
+    std::optional<CsvFormat> csv_;
     // CreateTime of records that bring none: read once per poll (every batch), not per record.
     int64_t now_ms_ = 0;
 };

@@ -4,18 +4,25 @@
 
 #include <cstdio>
 
+#include "formats/csv.h"
+
 namespace kbridge {
 namespace {
 
-const OptionTable kOptions = {
+const OptionTable kOptions = with_csv_options({
     {"type", OptionType::String, "", "redis_list"},
     {"key", OptionType::String, "", "the list to read", {}, true},
     {"batch_size", OptionType::Integer, "1000", "records moved per batch"},
-    {"pop", OptionType::Choice, "left", "left: FIFO for RPUSH writers; right: FIFO for LPUSH writers", {"left", "right"}},
-    {"consumer", OptionType::String, "", "this worker's name (default: the pipeline name); one per parallel worker"},
-    {"format", OptionType::Choice, "json", "how list items are decoded", {"json", "raw"}},
+    {"pop",
+     OptionType::Choice,
+     "left",
+     "left: FIFO for RPUSH writers; right: FIFO for LPUSH writers",
+     {"left", "right"}},
+    {"consumer", OptionType::String, "",
+     "this worker's name (default: the pipeline name); one per parallel worker"},
+    {"format", OptionType::Choice, "json", "how list items are decoded", {"json", "raw", "csv"}},
     {"url", OptionType::String, "", "redis://[user:password@]host:port/db (default: redis.url)"},
-};
+});
 
 // Moves up to ARGV[1] items from the head (ASC) or the tail (DESC, oldest first) of the list
 // KEYS[1] into the new batch list KEYS[2], and names the batch in the in-flight list KEYS[3], all
@@ -42,7 +49,9 @@ return #items
 
 }  // namespace
 
-const OptionTable& redis_list_options() { return kOptions; }
+const OptionTable& redis_list_options() {
+    return kOptions;
+}
 
 std::string redis_in_flight_key(const std::string& list, const std::string& consumer) {
     return list + ":inflight:" + consumer;
@@ -52,7 +61,8 @@ std::string redis_batch_key(const std::string& list, const std::string& consumer
     return redis_in_flight_key(list, consumer) + ":" + std::to_string(seq);
 }
 
-std::unique_ptr<Source> make_redis_list_source(const Options& options, const ConnectorContext& ctx) {
+std::unique_ptr<Source> make_redis_list_source(const Options& options,
+                                               const ConnectorContext& ctx) {
     RedisListSource::Settings s;
     const std::string url = options.has("url") ? options.str("url") : ctx.config.redis.str("url");
     try {
@@ -65,12 +75,16 @@ std::unique_ptr<Source> make_redis_list_source(const Options& options, const Con
     if (s.key.empty()) throw options.error("key", "must not be empty");
     s.consumer = options.has("consumer") ? options.str("consumer") : ctx.pipeline;
     const int64_t batch_size = options.integer("batch_size");
-    if (batch_size < 1 || batch_size > 100000) throw options.error("batch_size", "must be between 1 and 100000");
+    if (batch_size < 1 || batch_size > 100000)
+        throw options.error("batch_size", "must be between 1 and 100000");
     s.batch_size = static_cast<size_t>(batch_size);
     s.pop_left = options.str("pop") == "left";
-    s.format = options.str("format") == "raw" ? Format::Raw : Format::Json;
+    CsvFormat csv;
+    s.format = parse_format(options, csv);
     s.once = ctx.once;
-    return std::make_unique<RedisListSource>(std::move(s));
+    auto source = std::make_unique<RedisListSource>(std::move(s));
+    source->set_csv(std::move(csv));
+    return source;
 }
 
 RedisListSource::RedisListSource(Settings settings)
@@ -86,15 +100,19 @@ void RedisListSource::connect() {
     for (size_t i = 0; i < names->elements; ++i) {
         std::string name(names->element[i]->str, names->element[i]->len);
         if (name.rfind(prefix, 0) != 0)
-            throw RedisError("in-flight list " + in_flight_key_ + " names '" + name +
-                             "', which is no batch of this worker's; was it written by something else?");
-        next_seq_ = std::max<uint64_t>(next_seq_, std::strtoull(name.c_str() + prefix.size(), nullptr, 10) + 1);
+            throw RedisError(
+                "in-flight list " + in_flight_key_ + " names '" + name +
+                "', which is no batch of this worker's; was it written by something else?");
+        next_seq_ = std::max<uint64_t>(
+            next_seq_, std::strtoull(name.c_str() + prefix.size(), nullptr, 10) + 1);
         left_records_ += client_.command({"LLEN", name})->integer;
         left_by_last_run_.push_back(std::move(name));
     }
     if (!left_by_last_run_.empty())
-        spdlog::info("redis_list {}: sending again {} records in {} batches left in flight by an earlier run",
-                     settings_.key, left_records_, left_by_last_run_.size());
+        spdlog::info(
+            "redis_list {}: sending again {} records in {} batches left in flight by an earlier "
+            "run",
+            settings_.key, left_records_, left_by_last_run_.size());
 }
 
 std::optional<uint64_t> RedisListSource::backlog() {
@@ -116,7 +134,8 @@ void RedisListSource::receive_move(Batch& batch) {
     try {
         client_.reply();
     } catch (const RedisError& e) {
-        if (client_.replies_pending()) client_.reply();  // the LRANGE sent with it, if still connected
+        if (client_.replies_pending())
+            client_.reply();  // the LRANGE sent with it, if still connected
         if (std::string(e.what()).find("NOSCRIPT") == std::string::npos) throw;
         // The server restarted or flushed its scripts since connect(): load it, move again.
         move_sha_ = client_.command({"SCRIPT", "LOAD", kMoveScript})->str;
@@ -174,7 +193,8 @@ ReadStatus RedisListSource::read(Batch& batch, std::chrono::milliseconds wait) {
         char seconds[32];
         std::snprintf(seconds, sizeof seconds, "%.3f", wait.count() / 1000.0);
         const char* end = settings_.pop_left ? "LEFT" : "RIGHT";
-        if (client_.command({"BLMOVE", settings_.key, settings_.key, end, end, seconds})->type == REDIS_REPLY_NIL)
+        if (client_.command({"BLMOVE", settings_.key, settings_.key, end, end, seconds})->type ==
+            REDIS_REPLY_NIL)
             return ReadStatus::Idle;
         send_move();
         receive_move(batch);
@@ -190,8 +210,8 @@ void RedisListSource::close() {
         Batch unsent;
         receive_move(unsent);
         if (!unsent.records.empty())
-            client_.command({"EVAL", kGiveBackScript, "3", settings_.key, pending_batch_key_, in_flight_key_,
-                             settings_.pop_left ? "ASC" : "DESC"});
+            client_.command({"EVAL", kGiveBackScript, "3", settings_.key, pending_batch_key_,
+                             in_flight_key_, settings_.pop_left ? "ASC" : "DESC"});
     }
     while (client_.replies_pending()) client_.reply();
 }

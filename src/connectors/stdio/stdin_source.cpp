@@ -7,14 +7,16 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "formats/csv.h"
+
 namespace kbridge {
 namespace {
 
-const OptionTable kOptions = {
+const OptionTable kOptions = with_csv_options({
     {"type", OptionType::String, "", "stdin"},
-    {"format", OptionType::Choice, "json", "how lines are decoded", {"json", "raw"}},
+    {"format", OptionType::Choice, "json", "how lines are decoded", {"json", "raw", "csv"}},
     {"batch_size", OptionType::Integer, "5000", "lines per batch at most"},
-};
+});
 
 constexpr size_t kReadChunk = 1 << 20;
 
@@ -27,9 +29,12 @@ const OptionTable& stdin_source_options() {
 std::unique_ptr<Source> make_stdin_source(const Options& options, const ConnectorContext&) {
     const int64_t batch_size = options.integer("batch_size");
     if (batch_size < 1) throw options.error("batch_size", "must be at least 1");
-    return std::make_unique<StdinSource>(
-        STDIN_FILENO, options.str("format") == "raw" ? Format::Raw : Format::Json,
-        static_cast<size_t>(batch_size));
+    CsvFormat csv;
+    const Format format = parse_format(options, csv);
+    auto source =
+        std::make_unique<StdinSource>(STDIN_FILENO, format, static_cast<size_t>(batch_size));
+    source->set_csv(std::move(csv));
+    return source;
 }
 
 ReadStatus StdinSource::read(Batch& batch, std::chrono::milliseconds wait) {

@@ -4,13 +4,19 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "formats/csv.h"
+
 namespace kbridge {
 namespace {
 
-const OptionTable kOptions = {
+const OptionTable kOptions = with_csv_options({
     {"type", OptionType::String, "", "stdout"},
-    {"format", OptionType::Choice, "json", "how values are written, one per line", {"json", "raw"}},
-};
+    {"format",
+     OptionType::Choice,
+     "json",
+     "how values are written, one per line",
+     {"json", "raw", "csv"}},
+});
 
 }  // namespace
 
@@ -18,14 +24,29 @@ const OptionTable& stdout_sink_options() {
     return kOptions;
 }
 
-std::unique_ptr<Sink> make_stdout_sink(const Options&, const ConnectorContext&) {
-    return std::make_unique<StdoutSink>(stdout);
+std::unique_ptr<Sink> make_stdout_sink(const Options& options, const ConnectorContext&) {
+    CsvFormat csv;
+    if (parse_format(options, csv) == Format::Csv)
+        return std::make_unique<StdoutSink>(stdout, std::move(csv));
+    return std::make_unique<StdoutSink>(stdout, std::nullopt);
 }
 
-bool StdoutSink::send(const Record& record, const simdjson::dom::element*, BatchState* batch,
+bool StdoutSink::send(const Record& record, const simdjson::dom::element* fields, BatchState* batch,
                       Rejection& why) {
     if (!record.value) {
         written_.push_back(batch);  // a tombstone has no line to print
+        return true;
+    }
+    if (csv_) {
+        if (!fields) {
+            why = {"no_fields", "format csv writes fields, and a raw record has none"};
+            return false;
+        }
+        line_.clear();
+        csv_from_fields(*fields, *csv_, line_);
+        line_ += '\n';
+        std::fwrite(line_.data(), 1, line_.size(), out_);
+        written_.push_back(batch);
         return true;
     }
     if (record.value->find('\n') != std::string_view::npos) {
