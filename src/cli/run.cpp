@@ -56,8 +56,12 @@ int run_command(const RunArgs& args) {
         const std::string state_dir = resolve_state_dir(args.state_dir);
         auto built = build_pipelines(config, args.pipelines, args.once, state_dir, bootstraps);
         try {
-            for (const auto& b : built)
-                locks.push_back(std::make_unique<PipelineLock>(state_dir, b.name));
+            for (const auto& b : built) {
+                const std::string worker = b.source->worker();
+                locks.push_back(std::make_unique<PipelineLock>(
+                    state_dir,
+                    worker.empty() || worker == b.name ? b.name : b.name + "@" + worker));
+            }
         } catch (const LockHeld& e) {
             std::fprintf(stderr, "kbridge: %s\n", e.what());
             return kExitLocked;

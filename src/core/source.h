@@ -34,6 +34,9 @@ class Source {
     virtual bool values_are_valid_json() const { return false; }
     // Names the source in dead-letter headers and logs, e.g. "redis_list:user_behavior".
     virtual std::string describe() const = 0;
+    // Which of several parallel workers of one pipeline this is (redis_list's consumer); each
+    // worker holds its own lock. Empty: one run per pipeline.
+    virtual std::string worker() const { return ""; }
     // Kafka sources take their start offsets from an exactly-once sink; false: not supported.
     virtual bool use_offset_store(OffsetStore*) { return false; }
     // With format() == Csv: how lines become fields.

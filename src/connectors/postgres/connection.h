@@ -62,6 +62,10 @@ class PostgresConnection {
     // the end of the COPY, whose outcome is then checked.
     bool next_copy_row(std::vector<std::optional<std::string_view>>& fields);
     const std::string& redacted_url() const { return redacted_; }
+    // Throws the PostgresError for `result` (or the connection's error), as the calls above do.
+    [[noreturn]] void raise(const std::string& what, const PGresult* result = nullptr) {
+        fail(what, result);
+    }
     PGconn* get() { return conn_.get(); }
 
   private:

@@ -1,5 +1,6 @@
 #include "connectors/postgres/table_sink.h"
 
+#include <poll.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -271,8 +272,8 @@ void PostgresTableSink::ensure_connected() {
 
 PostgresTableSink::Bytes PostgresTableSink::keep(std::optional<std::string_view> bytes) {
     if (!bytes) return {};
-    Bytes b{originals_.size(), static_cast<int64_t>(bytes->size())};
-    originals_.append(*bytes);
+    Bytes b{in_.originals.size(), static_cast<int64_t>(bytes->size())};
+    in_.originals.append(*bytes);
     return b;
 }
 
@@ -282,14 +283,14 @@ std::optional<std::string_view> PostgresTableSink::view(Bytes bytes) const {
 }
 
 void PostgresTableSink::put_cell(size_t column, std::optional<std::string_view> text) {
-    Cell& cell = cells_[pending_.size() * columns_.size() + column];
+    Cell& cell = in_.cells[in_.pending.size() * columns_.size() + column];
     if (!text) {
         cell.length = kNull;
         return;
     }
-    cell.begin = static_cast<uint32_t>(cell_text_.size());
-    append_escaped(cell_text_, *text);
-    cell.length = static_cast<int32_t>(cell_text_.size() - cell.begin);
+    cell.begin = static_cast<uint32_t>(in_.text.size());
+    append_escaped(in_.text, *text);
+    cell.length = static_cast<int32_t>(in_.text.size() - cell.begin);
 }
 
 void PostgresTableSink::put_json(size_t column, simdjson::dom::element value) {
@@ -362,10 +363,10 @@ bool PostgresTableSink::encode_value(const simdjson::dom::element* fields, const
 // Key columns the value did not give come from the record's key: a JSON object naming them, or
 // the single key column's value.
 bool PostgresTableSink::encode_key(const Record& record, Rejection& why) {
-    const size_t base = pending_.size() * columns_.size();
+    const size_t base = in_.pending.size() * columns_.size();
     std::vector<size_t> missing;
     for (size_t k : keys_)
-        if (cells_[base + k].length == kAbsent) missing.push_back(k);
+        if (in_.cells[base + k].length == kAbsent) missing.push_back(k);
     if (missing.empty()) return true;
     if (!record.key) {
         why = {"missing_key",
@@ -402,26 +403,191 @@ bool PostgresTableSink::send(const Record& record, const simdjson::dom::element*
         listener_->delivered(batch);  // nothing to write: tombstones only matter to deleting tables
         return true;
     }
-    const size_t text_mark = cell_text_.size();
-    cells_.resize((pending_.size() + 1) * columns_.size());
+    const size_t text_mark = in_.text.size();
+    in_.cells.resize((in_.pending.size() + 1) * columns_.size());
     const bool ok = (tombstone || encode_value(fields, record, why)) &&
                     (keys_.empty() || (settings_.mode == Mode::Insert && !tombstone) ||
                      encode_key(record, why));
     if (!ok) {
-        cells_.resize(pending_.size() * columns_.size());
-        cell_text_.resize(text_mark);
+        in_.cells.resize(in_.pending.size() * columns_.size());
+        in_.text.resize(text_mark);
         return false;
     }
     uint32_t topic = 0;
     while (topic < topics_.size() && topics_[topic] != record.topic) ++topic;
     if (topic == topics_.size()) topics_.push_back(record.topic);
-    pending_.push_back({batch, tombstone, topic, record.partition, record.offset, keep(record.key),
-                        keep(record.value)});
-    if (pending_.size() >= settings_.batch_size) flush();
+    in_.pending.push_back({batch, tombstone, topic, record.partition, record.offset,
+                           keep(record.key), keep(record.value)});
+    if (in_.pending.size() >= settings_.batch_size) {
+        finish_inflight();
+        start_next();
+    }
     return true;
 }
 
-void PostgresTableSink::poll(std::chrono::milliseconds) {
+// A batch's COPY and COMMIT run while the next batch is read and encoded: poll() moves the one in
+// flight on without waiting (unless asked to) and starts the next once it is done.
+void PostgresTableSink::poll(std::chrono::milliseconds wait) {
+    progress(wait);
+    if (stage_ == Stage::Idle && !in_.pending.empty()) {
+        start_next();
+        progress(std::chrono::milliseconds(0));
+    }
+}
+
+void PostgresTableSink::finish_inflight() {
+    while (stage_ != Stage::Idle) progress(std::chrono::milliseconds(1000));
+}
+
+// The encoded batch becomes the one written (its buffers swapped, not copied).
+void PostgresTableSink::start_next() {
+    std::swap(pending_, in_.pending);
+    std::swap(cells_, in_.cells);
+    std::swap(cell_text_, in_.text);
+    std::swap(originals_, in_.originals);
+    in_.pending.clear();
+    in_.cells.clear();
+    in_.text.clear();
+    in_.originals.clear();
+    if (!pending_.empty()) start_async();
+}
+
+// The fast path: BEGIN, COPY, and the rest of the transaction sent without waiting for the
+// server. Anything unusual (a tombstone in insert mode, any error) takes the careful path,
+// flush(), which retries, reconnects and isolates refused records.
+void PostgresTableSink::start_async() {
+    std::vector<size_t> all(pending_.size());
+    std::iota(all.begin(), all.end(), 0);
+    const bool insert_deletes =
+        settings_.mode == Mode::Insert &&
+        std::any_of(pending_.begin(), pending_.end(), [](const Pending& p) { return p.tombstone; });
+    if (insert_deletes) {
+        flush();
+        return;
+    }
+    try {
+        ensure_connected();
+        conn_.exec("BEGIN");
+        const std::vector<size_t> todo = settings_.exactly_once ? fence(all) : all;
+        std::string tail;
+        if (!todo.empty()) {
+            if (settings_.mode == Mode::Insert) {
+                copy_inserts(todo);
+            } else {
+                conn_.exec("TRUNCATE kbridge_stage");
+                copy_to_stage(todo);
+                for (const auto& sql : staged_statements(todo)) tail += sql + ";\n";
+            }
+            if (PQputCopyEnd(conn_.get(), nullptr) != 1) conn_.raise("COPY failed");
+            stage_ = Stage::AwaitCopy;
+        } else {
+            stage_ = Stage::AwaitCommit;
+        }
+        if (settings_.exactly_once) tail += offsets_statement(all) + ";\n";
+        tail_sql_ = tail + "COMMIT";
+        if (stage_ == Stage::AwaitCommit && !PQsendQuery(conn_.get(), tail_sql_.c_str()))
+            conn_.raise("COMMIT failed");
+    } catch (const PostgresError& e) {
+        recover(e, false);
+    }
+}
+
+bool PostgresTableSink::result_ready(std::chrono::milliseconds wait) {
+    PGconn* c = conn_.get();
+    if (!PQconsumeInput(c)) return true;  // the error shows in the next result
+    while (PQisBusy(c)) {
+        if (wait.count() <= 0) return false;
+        pollfd fd{PQsocket(c), POLLIN, 0};
+        if (::poll(&fd, 1, static_cast<int>(wait.count())) <= 0) return false;
+        wait = std::chrono::milliseconds(0);
+        if (!PQconsumeInput(c)) return true;
+    }
+    return true;
+}
+
+void PostgresTableSink::progress(std::chrono::milliseconds wait) {
+    while (stage_ != Stage::Idle) {
+        if (!result_ready(wait)) return;
+        PgResult result(PQgetResult(conn_.get()));
+        if (!result) {  // every result of the transaction's statements is in
+            if (stage_ == Stage::AwaitCopy) {
+                recover(PostgresError(
+                            "postgres " + conn_.redacted_url() + ": COPY ended without a result",
+                            "", true),
+                        false);
+                return;
+            }
+            stage_ = Stage::Idle;
+            for (const auto& p : pending_) listener_->delivered(p.batch);
+            clear();
+            return;
+        }
+        const auto status = PQresultStatus(result.get());
+        if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+            const bool commit_sent = stage_ == Stage::AwaitCommit;
+            // Let the connection settle (the rest of the results) before recovering on it.
+            while (PgResult rest{PQgetResult(conn_.get())}) {
+            }
+            try {
+                conn_.raise(commit_sent ? "COMMIT failed" : "COPY failed", result.get());
+            } catch (const PostgresError& e) {
+                recover(e, commit_sent);
+            }
+            return;
+        }
+        if (stage_ == Stage::AwaitCopy) {
+            while (PgResult rest{PQgetResult(conn_.get())}) {
+            }
+            stage_ = Stage::AwaitCommit;
+            if (!PQsendQuery(conn_.get(), tail_sql_.c_str())) {
+                try {
+                    conn_.raise("COMMIT failed");
+                } catch (const PostgresError& e) {
+                    recover(e, true);
+                }
+                return;
+            }
+        }
+        wait = std::chrono::milliseconds(0);
+    }
+}
+
+// The fast path failed: roll back and write the batch the careful way. A COMMIT whose outcome
+// the lost connection hides is resolved as flush() resolves it.
+void PostgresTableSink::recover(const PostgresError& e, bool commit_sent) {
+    stage_ = Stage::Idle;
+    if (commit_sent && e.connection_lost()) {
+        std::vector<size_t> all(pending_.size());
+        std::iota(all.begin(), all.end(), 0);
+        if (settings_.exactly_once) {
+            try {
+                ensure_connected();
+                if (committed_before(all)) {
+                    for (const auto& p : pending_) listener_->delivered(p.batch);
+                    clear();
+                    return;
+                }
+            } catch (const PostgresError&) {
+            }
+        } else if (settings_.mode == Mode::Insert) {
+            for (const auto& p : pending_)
+                listener_->failed(p.batch, "COMMIT in doubt (" + std::string(e.what()) +
+                                               "); not retried, as it could insert the rows twice");
+            clear();
+            return;
+        }
+    }
+    if (!e.connection_lost()) {
+        try {
+            conn_.exec("ROLLBACK");
+        } catch (const PostgresError&) {
+        }
+    }
+    if (!record_error(e) && !retriable(e)) {
+        for (const auto& p : pending_) listener_->failed(p.batch, e.what());
+        clear();
+        return;
+    }
     flush();
 }
 
@@ -597,6 +763,11 @@ void PostgresTableSink::append_copy_line(size_t record, const std::vector<size_t
 
 void PostgresTableSink::apply_insert(const std::vector<size_t>& records) {
     if (records.empty()) return;
+    copy_inserts(records);
+    conn_.end_copy_in();
+}
+
+void PostgresTableSink::copy_inserts(const std::vector<size_t>& records) {
     const std::vector<size_t> columns = used_columns(records);
     std::vector<std::string> names;
     for (size_t c : columns) names.push_back(columns_[c].quoted);
@@ -610,7 +781,6 @@ void PostgresTableSink::apply_insert(const std::vector<size_t>& records) {
         }
     }
     if (!copy_buffer_.empty()) conn_.put_copy_data(copy_buffer_);
-    conn_.end_copy_in();
 }
 
 void PostgresTableSink::delete_one(size_t record) {
@@ -642,6 +812,33 @@ void PostgresTableSink::delete_one(size_t record) {
 }
 
 void PostgresTableSink::apply_staged(const std::vector<size_t>& records) {
+    conn_.exec("TRUNCATE kbridge_stage");
+    copy_to_stage(records);
+    conn_.end_copy_in();
+    for (const auto& sql : staged_statements(records)) conn_.exec(sql);
+}
+
+void PostgresTableSink::copy_to_stage(const std::vector<size_t>& records) {
+    std::vector<std::string> names;
+    for (size_t c : used_columns(records)) names.push_back(columns_[c].quoted);
+    conn_.copy_in("COPY kbridge_stage (kbridge_ord, kbridge_tomb, " + join(names, ", ") +
+                  ") FROM STDIN");
+    const std::vector<size_t> columns = used_columns(records);
+    copy_buffer_.clear();
+    for (size_t r : records) {
+        const std::string prefix = std::to_string(r) + (pending_[r].tombstone ? "\tt\t" : "\tf\t");
+        append_copy_line(r, columns, copy_buffer_, prefix.c_str());
+        if (copy_buffer_.size() >= kCopyChunk) {
+            conn_.put_copy_data(copy_buffer_);
+            copy_buffer_.clear();
+        }
+    }
+    if (!copy_buffer_.empty()) conn_.put_copy_data(copy_buffer_);
+}
+
+// What makes the stage table's rows the table's: the last record of each key decides, a
+// tombstone deletes, anything else is written.
+std::vector<std::string> PostgresTableSink::staged_statements(const std::vector<size_t>& records) {
     std::vector<size_t> columns = used_columns(records);
     std::vector<std::string> names, keys, assignments, matches;
     for (size_t c : columns) names.push_back(columns_[c].quoted);
@@ -655,39 +852,25 @@ void PostgresTableSink::apply_staged(const std::vector<size_t>& records) {
                                   (settings_.mode == Mode::Upsert ? "EXCLUDED." : "s.") +
                                   columns_[c].quoted);
 
-    conn_.exec("TRUNCATE kbridge_stage");
-    conn_.copy_in("COPY kbridge_stage (kbridge_ord, kbridge_tomb, " + join(names, ", ") +
-                  ") FROM STDIN");
-    copy_buffer_.clear();
     bool any_tombstone = false;
-    for (size_t r : records) {
-        const std::string prefix = std::to_string(r) + (pending_[r].tombstone ? "\tt\t" : "\tf\t");
-        any_tombstone |= pending_[r].tombstone;
-        append_copy_line(r, columns, copy_buffer_, prefix.c_str());
-        if (copy_buffer_.size() >= kCopyChunk) {
-            conn_.put_copy_data(copy_buffer_);
-            copy_buffer_.clear();
-        }
-    }
-    if (!copy_buffer_.empty()) conn_.put_copy_data(copy_buffer_);
-    conn_.end_copy_in();
-
-    // The last record of each key decides: a tombstone deletes, anything else is written.
+    for (size_t r : records) any_tombstone |= pending_[r].tombstone;
+    std::vector<std::string> statements;
     const std::string last = "(SELECT DISTINCT ON (" + join(keys, ", ") +
                              ") * FROM kbridge_stage ORDER BY " + join(keys, ", ") +
                              ", kbridge_ord DESC) s";
     if (any_tombstone)
-        conn_.exec("DELETE FROM " + table_ + " t USING " + last + " WHERE s.kbridge_tomb AND " +
-                   join(matches, " AND "));
+        statements.push_back("DELETE FROM " + table_ + " t USING " + last +
+                             " WHERE s.kbridge_tomb AND " + join(matches, " AND "));
     if (settings_.mode == Mode::Upsert) {
-        conn_.exec("INSERT INTO " + table_ + " (" + join(names, ", ") + ") SELECT " +
-                   join(names, ", ") + " FROM " + last + " WHERE NOT s.kbridge_tomb ON CONFLICT (" +
-                   join(keys, ", ") + ") DO " +
-                   (assignments.empty() ? "NOTHING" : "UPDATE SET " + join(assignments, ", ")));
+        statements.push_back(
+            "INSERT INTO " + table_ + " (" + join(names, ", ") + ") SELECT " + join(names, ", ") +
+            " FROM " + last + " WHERE NOT s.kbridge_tomb ON CONFLICT (" + join(keys, ", ") +
+            ") DO " + (assignments.empty() ? "NOTHING" : "UPDATE SET " + join(assignments, ", ")));
     } else if (!assignments.empty()) {
-        conn_.exec("UPDATE " + table_ + " t SET " + join(assignments, ", ") + " FROM " + last +
-                   " WHERE NOT s.kbridge_tomb AND " + join(matches, " AND "));
+        statements.push_back("UPDATE " + table_ + " t SET " + join(assignments, ", ") + " FROM " +
+                             last + " WHERE NOT s.kbridge_tomb AND " + join(matches, " AND "));
     }
+    return statements;
 }
 
 // exactly_once: the records at or past the stored offsets (locked until COMMIT, so a second
@@ -727,6 +910,24 @@ void PostgresTableSink::store_offsets(const std::vector<size_t>& records) {
                 " ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET"
                 " next_offset = GREATEST(o.next_offset, EXCLUDED.next_offset), updated_at = now()",
             {group_, topics_[tp.first], std::to_string(tp.second), std::to_string(offset)});
+}
+
+std::string PostgresTableSink::offsets_statement(const std::vector<size_t>& records) {
+    std::map<std::pair<uint32_t, int32_t>, int64_t> next;
+    for (size_t r : records) {
+        const Pending& p = pending_[r];
+        int64_t& n = next[{p.topic, p.partition}];
+        n = std::max(n, p.offset + 1);
+    }
+    std::string values;
+    for (const auto& [tp, offset] : next)
+        values += (values.empty() ? "(" : ", (") + conn_.quote_literal(group_) + ", " +
+                  conn_.quote_literal(topics_[tp.first]) + ", " + std::to_string(tp.second) + ", " +
+                  std::to_string(offset) + ")";
+    return "INSERT INTO " + conn_.quote_table(settings_.offsets_table) +
+           " AS o (consumer_group, topic, partition, next_offset) VALUES " + values +
+           " ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET"
+           " next_offset = GREATEST(o.next_offset, EXCLUDED.next_offset), updated_at = now()";
 }
 
 bool PostgresTableSink::committed_before(const std::vector<size_t>& records) {

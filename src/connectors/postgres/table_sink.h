@@ -70,6 +70,12 @@ class PostgresTableSink : public Sink, private OffsetStore {
         int64_t offset;
         Bytes key, value;
     };
+    struct Buffer {  // a batch being encoded
+        std::vector<Pending> pending;
+        std::vector<Cell> cells;
+        std::string text, originals;
+    };
+    enum class Stage { Idle, AwaitCopy, AwaitCommit };
     struct Rejected {
         size_t index;
         std::string message;
@@ -88,6 +94,16 @@ class PostgresTableSink : public Sink, private OffsetStore {
     void put_json(size_t column, simdjson::dom::element value);
 
     void flush();
+    void finish_inflight();
+    void start_next();
+    void start_async();
+    bool result_ready(std::chrono::milliseconds wait);
+    void progress(std::chrono::milliseconds wait);
+    void recover(const PostgresError& e, bool commit_sent);
+    void copy_inserts(const std::vector<size_t>& records);
+    void copy_to_stage(const std::vector<size_t>& records);
+    std::vector<std::string> staged_statements(const std::vector<size_t>& records);
+    std::string offsets_statement(const std::vector<size_t>& records);
     void write(std::vector<size_t>& records, std::vector<Rejected>& rejected);
     std::vector<size_t> fence(const std::vector<size_t>& records);
     void report_refused(const std::vector<Rejected>& rejected);
@@ -111,6 +127,10 @@ class PostgresTableSink : public Sink, private OffsetStore {
     std::vector<Column> columns_;
     std::vector<size_t> keys_;  // indexes into columns_
     std::string group_;
+    Buffer in_;  // being encoded by send()
+    Stage stage_ = Stage::Idle;
+    std::string tail_sql_;  // what follows the COPY, up to COMMIT
+    // The batch being written:
     std::vector<Pending> pending_;
     std::vector<Cell> cells_;  // columns_.size() per pending record
     std::string cell_text_;

@@ -22,7 +22,7 @@ std::string redis_in_flight_key(const std::string& list, const std::string& cons
 std::string redis_batch_key(const std::string& list, const std::string& consumer, uint64_t seq);
 
 class RedisListSource : public Source {
-public:
+  public:
     struct Settings {
         RedisUrl url;
         std::string key;
@@ -39,9 +39,10 @@ public:
     void close() override;
     std::optional<uint64_t> backlog() override;
     Format format() const override { return settings_.format; }
+    std::string worker() const override { return settings_.consumer; }
     std::string describe() const override { return "redis_list:" + settings_.key; }
 
-private:
+  private:
     // Sends the move of the next batch and the read of its records (two replies).
     void send_move();
     // Takes the replies of the move sent last (after those of earlier pipelined acks).
