@@ -1,6 +1,5 @@
 // CLI wiring only: each subcommand's options, then its function in cli/.
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -17,28 +16,39 @@ int main(int argc, char** argv) {
     RunArgs run;
     auto* run_cmd = app.add_subcommand("run", "run the pipelines of CONFIG (- for stdin)");
     run_cmd->add_option("config", run.config, "pipeline file")->required();
-    run_cmd->add_flag("--once", run.once, "drain every source to the end it had at start, then exit");
+    run_cmd->add_flag("--once", run.once,
+                      "drain every source to the end it had at start, then exit");
     run_cmd->add_option("--pipeline", run.pipelines, "only this pipeline (repeatable)");
     run_cmd->add_option("--set", run.overrides, "override a config value: PATH=VALUE (repeatable)");
     run_cmd->add_option("--state-dir", run.state_dir, "positions and locks");
+    run_cmd->add_option("--metrics-file", run.metrics_file,
+                        "write Prometheus metrics here at exit");
+    run_cmd->add_option("--stats-json", run.stats_json, "write the run summary here as JSON");
     run_cmd->add_option("--log-level", log_level, "trace|debug|info|warn|error");
     run_cmd->add_option("--log-format", log_format, "text|json");
 
     std::string validate_config;
     std::vector<std::string> validate_overrides;
-    auto* validate_cmd = app.add_subcommand("validate", "parse and check CONFIG without connecting");
+    auto* validate_cmd =
+        app.add_subcommand("validate", "parse and check CONFIG without connecting");
     validate_cmd->add_option("config", validate_config, "pipeline file")->required();
     validate_cmd->add_option("--set", validate_overrides, "override a config value: PATH=VALUE");
 
     DevKafkaArgs dev;
-    auto* dev_cmd = app.add_subcommand("dev-kafka", "run a local Kafka-protocol cluster (librdkafka's mock) until Ctrl-C");
+    auto* dev_cmd = app.add_subcommand(
+        "dev-kafka", "run a local Kafka-protocol cluster (librdkafka's mock) until Ctrl-C");
     dev_cmd->add_option("--brokers", dev.brokers, "number of brokers")->capture_default_str();
-    dev_cmd->add_option("--topic", dev.topics, "create NAME[:PARTITIONS] (repeatable; default 4 partitions)");
-    dev_cmd->add_option("--bootstrap-file", dev.bootstrap_file, "write the bootstrap servers to this file when ready");
+    dev_cmd->add_option("--topic", dev.topics,
+                        "create NAME[:PARTITIONS] (repeatable; default 4 partitions)");
+    dev_cmd->add_option("--bootstrap-file", dev.bootstrap_file,
+                        "write the bootstrap servers to this file when ready");
 
     StateArgs state;
-    auto* state_cmd = app.add_subcommand("state", "show, set or reset a pipeline's stored source position");
-    state_cmd->add_option("action", state.action, "show | set | reset")->required()->check(CLI::IsMember({"show", "set", "reset"}));
+    auto* state_cmd =
+        app.add_subcommand("state", "show, set or reset a pipeline's stored source position");
+    state_cmd->add_option("action", state.action, "show | set | reset")
+        ->required()
+        ->check(CLI::IsMember({"show", "set", "reset"}));
     state_cmd->add_option("config", state.config, "pipeline file")->required();
     state_cmd->add_option("pipeline", state.pipeline, "pipeline name")->required();
     state_cmd->add_option("values", state.values, "NAME=VALUE for set, e.g. incrementing=1000");

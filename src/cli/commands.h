@@ -17,6 +17,8 @@ struct RunArgs {
     std::vector<std::string> pipelines;
     std::vector<std::string> overrides;
     std::string state_dir;
+    std::string metrics_file;  // Prometheus text at exit (node_exporter textfile collector)
+    std::string stats_json;    // the run summary as JSON
 };
 
 struct DevKafkaArgs {

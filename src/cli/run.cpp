@@ -9,6 +9,8 @@
 #include "cli/pipelines.h"
 #include "connectors/kafka/embedded.h"
 #include "core/log.h"
+#include "core/notify.h"
+#include "core/report.h"
 #include "core/shutdown.h"
 #include "state/lock.h"
 #include "state/state_dir.h"
@@ -36,6 +38,45 @@ void print_summary(const PipelineRunner& runner, int code) {
             static_cast<unsigned long long>(s.delivered.load()),
             static_cast<unsigned long long>(s.dead_lettered.load()), s.seconds, rate,
             code ? ", FAILED" : "");
+    }
+}
+
+// While the pipelines run: tell systemd when all are connected, how far they are, that they are
+// alive (only while every run loop keeps turning) and when they stop.
+void supervise(const std::vector<std::unique_ptr<PipelineRunner>>& runners,
+               const std::atomic<size_t>& finished) {
+    SystemdNotifier systemd;
+    bool ready = false, stopping = false;
+    int64_t last_status = 0, last_pet = 0;
+    while (finished.load() < runners.size()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        const int64_t now = PipelineRunner::steady_ms();
+        if (!ready && std::all_of(runners.begin(), runners.end(),
+                                  [](const auto& r) { return r->stats().connected.load(); })) {
+            systemd.ready();
+            ready = true;
+        }
+        if (!stopping && stop_requested().load()) {
+            systemd.stopping();
+            stopping = true;
+        }
+        if (now - last_status >= 2000) {
+            std::string status;
+            for (const auto& r : runners)
+                status += (status.empty() ? "" : "; ") + r->name() + ": " +
+                          std::to_string(r->stats().delivered.load()) + " written, " +
+                          std::to_string(r->stats().dead_lettered.load()) + " dead-lettered";
+            systemd.status(status);
+            last_status = now;
+        }
+        const int64_t interval = systemd.watchdog_interval().count();
+        const bool alive = std::all_of(runners.begin(), runners.end(), [&](const auto& r) {
+            return now - r->stats().heartbeat_ms.load() < std::max<int64_t>(2 * interval, 1000);
+        });
+        if (interval > 0 && alive && now - last_pet >= interval) {
+            systemd.watchdog();
+            last_pet = now;
+        }
     }
 }
 
@@ -83,13 +124,27 @@ int run_command(const RunArgs& args) {
     install_stop_handlers();
     std::vector<int> codes(runners.size(), kExitOk);
     std::vector<std::thread> threads;
+    std::atomic<size_t> finished{0};
     for (size_t i = 0; i < runners.size(); ++i)
-        threads.emplace_back([&, i] { codes[i] = runners[i]->run(stop_requested()); });
+        threads.emplace_back([&, i] {
+            codes[i] = runners[i]->run(stop_requested());
+            ++finished;
+        });
+    supervise(runners, finished);
     for (auto& t : threads) t.join();
     int code = kExitOk;
     for (size_t i = 0; i < runners.size(); ++i) {
         print_summary(*runners[i], codes[i]);
         if (codes[i] != kExitOk) code = kExitFailure;
+    }
+    try {
+        if (!args.metrics_file.empty())
+            write_file_atomically(args.metrics_file, prometheus_text(runners));
+        if (!args.stats_json.empty())
+            write_file_atomically(args.stats_json, stats_json(runners, codes));
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "kbridge: %s\n", e.what());
+        code = kExitFailure;
     }
     runners.clear();  // flush producers before the embedded cluster goes away
     return code;

@@ -46,12 +46,16 @@ PipelineRunner::~PipelineRunner() {
 
 int PipelineRunner::run(const std::atomic<bool>& stop) {
     started_ = last_progress_ = std::chrono::steady_clock::now();
+    started_ms_ = steady_ms();
+    beat();
     try {
         source_->connect();
         sink_->connect();
         if (dead_letter_) dead_letter_->connect();
         if (settings_.progress) total_ = source_->backlog();
+        stats_.connected = true;
         while (!stop.load() && !fatal_) {
+            beat();
             if (in_flight_ >= settings_.max_in_flight) {
                 poll(milliseconds(50));
                 continue;
@@ -79,7 +83,25 @@ int PipelineRunner::run(const std::atomic<bool>& stop) {
     if (settings_.progress) show_progress(true);
     stats_.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    finished_ = true;
     return fatal_ ? 1 : 0;
+}
+
+double PipelineRunner::elapsed_seconds() const {
+    if (finished_) return stats_.seconds;
+    const int64_t started = started_ms_.load();
+    if (started == 0) return 0;
+    return (steady_ms() - started) / 1000.0;
+}
+
+int64_t PipelineRunner::steady_ms() {
+    return std::chrono::duration_cast<milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+void PipelineRunner::beat() {
+    stats_.heartbeat_ms.store(steady_ms(), std::memory_order_relaxed);
 }
 
 void PipelineRunner::dispatch(Batch& batch) {
@@ -226,6 +248,7 @@ void PipelineRunner::drain() {
     };
     try {
         while (pending()) {
+            beat();
             poll(milliseconds(100));
             if (settings_.progress) show_progress(false);
         }

@@ -27,6 +27,8 @@ struct PipelineStats {
     std::atomic<uint64_t> delivered{0};
     std::atomic<uint64_t> dead_lettered{0};
     double seconds = 0;
+    std::atomic<bool> connected{false};    // every connector of the pipeline is connected
+    std::atomic<int64_t> heartbeat_ms{0};  // steady clock of the run loop's last turn (watchdog)
 };
 
 struct RunSettings {
@@ -45,6 +47,10 @@ class PipelineRunner : private DeliveryListener {
     int run(const std::atomic<bool>& stop);
     const PipelineStats& stats() const { return stats_; }
     const std::string& name() const { return name_; }
+    // Seconds since the run started (its total once it ended); safe from other threads.
+    double elapsed_seconds() const;
+    // The steady clock in milliseconds, as heartbeat_ms holds it.
+    static int64_t steady_ms();
 
   private:
     class DeadLetterListener : public DeliveryListener {
@@ -72,6 +78,7 @@ class PipelineRunner : private DeliveryListener {
     void drain();
     void show_progress(bool final_line);
     size_t in_flight() const { return in_flight_; }
+    void beat();
 
     std::string name_;
     std::unique_ptr<Source> source_;
@@ -87,6 +94,8 @@ class PipelineRunner : private DeliveryListener {
     PipelineStats stats_;
     std::optional<uint64_t> total_;
     std::chrono::steady_clock::time_point started_, last_progress_;
+    std::atomic<int64_t> started_ms_{0};
+    std::atomic<bool> finished_{false};
 };
 
 }  // namespace kbridge

@@ -19,6 +19,8 @@ const OptionTable kOptions = with_csv_options({
     {"brokers", OptionType::String, "", "bootstrap servers (default: kafka.brokers)"},
     {"properties", OptionType::StringMap, "",
      "librdkafka producer properties (over kafka.properties)"},
+    {"connect_timeout", OptionType::Duration, "10s",
+     "how long a --once run waits for the brokers before failing"},
 });
 
 // Broker or client refusals that will never succeed for this record, whatever the retries.
@@ -70,6 +72,7 @@ std::unique_ptr<Sink> make_kafka_sink(const Options& options, const ConnectorCon
                                             std::move(key), std::move(headers));
     CsvFormat csv;
     if (parse_format(options, csv) == Format::Csv) sink->write_csv(std::move(csv));
+    sink->check_brokers_at_start(ctx.once, options.duration("connect_timeout"));
     try {
         make_kafka_conf(kafka_settings(options, ctx));
     } catch (const std::invalid_argument& e) {
@@ -106,6 +109,17 @@ void KafkaSink::connect() {
     conf.release();  // rd_kafka_new took it
     producer_.reset(rk);
     now_ms_ = wall_clock_ms();
+    // Without this a --once run against unreachable brokers would wait out message.timeout.ms
+    // (5 minutes) before the first delivery report said so.
+    const rd_kafka_metadata_t* metadata = nullptr;
+    const rd_kafka_resp_err_t err =
+        rd_kafka_metadata(rk, 0, nullptr, &metadata, static_cast<int>(connect_timeout_.count()));
+    if (metadata) rd_kafka_metadata_destroy(metadata);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    const std::string what = "kafka brokers " + settings_.brokers + " unreachable for " +
+                             std::to_string(connect_timeout_.count()) + " ms (" + rd_kafka_err2str(err) + ")";
+    if (fail_fast_) throw std::runtime_error(what);
+    spdlog::warn("{}; librdkafka keeps trying", what);
 }
 
 rd_kafka_topic_t* KafkaSink::topic_handle(const std::string& name) {

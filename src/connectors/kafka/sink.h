@@ -1,5 +1,6 @@
 #pragma once
 // Sink `kafka`: an idempotent, acks=all producer; topic, key and headers from templates.
+#include <chrono>
 #include <map>
 #include <memory>
 #include <optional>
@@ -34,6 +35,11 @@ class KafkaSink : public Sink {
     std::string describe() const override { return "kafka:" + topic_.text(); }
     // Values become CSV lines of these columns instead of going out as read.
     void write_csv(CsvFormat csv) { csv_ = std::move(csv); }
+    // connect() waits up to `timeout` for the brokers; with `fail` (--once) it then fails.
+    void check_brokers_at_start(bool fail, std::chrono::milliseconds timeout) {
+        fail_fast_ = fail;
+        connect_timeout_ = timeout;
+    }
 
   private:
     static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque);
@@ -48,6 +54,8 @@ class KafkaSink : public Sink {
     std::unordered_map<std::string, KafkaTopic> topics_;
     std::string topic_buffer_, key_buffer_, header_buffer_, error_buffer_, value_buffer_;
     std::optional<CsvFormat> csv_;
+    bool fail_fast_ = false;
+    std::chrono::milliseconds connect_timeout_{10000};
     // CreateTime of records that bring none: read once per poll (every batch), not per record.
     int64_t now_ms_ = 0;
 };

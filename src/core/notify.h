@@ -1,0 +1,26 @@
+#pragma once
+// systemd's notify protocol (Type=notify units): READY=1 once every pipeline is connected,
+// STATUS= with live counts, WATCHDOG=1 while WatchdogSec= is set, STOPPING=1 on SIGTERM. Without
+// $NOTIFY_SOCKET (not under systemd) every call does nothing.
+#include <chrono>
+#include <string>
+
+namespace kbridge {
+
+class SystemdNotifier {
+  public:
+    SystemdNotifier();
+    void ready();
+    void stopping();
+    void status(const std::string& text);
+    // Pets the watchdog if systemd asked for one; call at least every watchdog_interval().
+    void watchdog();
+    std::chrono::milliseconds watchdog_interval() const { return watchdog_interval_; }
+
+  private:
+    void send(const std::string& state);
+    bool enabled_ = false;
+    std::chrono::milliseconds watchdog_interval_{0};  // 0: no watchdog
+};
+
+}  // namespace kbridge

@@ -1,0 +1,93 @@
+#include "core/report.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+
+namespace kbridge {
+namespace {
+
+// Prometheus label values and JSON strings: backslash and quote escaped (pipeline names are
+// [A-Za-z0-9_.-]+, but the output must stay well-formed whatever they become).
+std::string escaped(const std::string& text) {
+    std::string out;
+    for (const char c : text) {
+        if (c == '\\' || c == '"') out += '\\';
+        out += c;
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string prometheus_text(const std::vector<std::unique_ptr<PipelineRunner>>& runners) {
+    struct Metric {
+        const char* name;
+        const char* help;
+        uint64_t (*value)(const PipelineStats&);
+    };
+    static const Metric kCounters[] = {
+        {"kbridge_records_read_total", "Records read from the pipeline's source.",
+         [](const PipelineStats& s) -> uint64_t { return s.read; }},
+        {"kbridge_records_written_total", "Records the sink made durable.",
+         [](const PipelineStats& s) -> uint64_t { return s.delivered; }},
+        {"kbridge_records_dead_lettered_total", "Records sent to the dead-letter sink.",
+         [](const PipelineStats& s) -> uint64_t { return s.dead_lettered; }},
+    };
+    std::string out;
+    for (const auto& m : kCounters) {
+        out += std::string("# HELP ") + m.name + " " + m.help + "\n# TYPE " + m.name + " counter\n";
+        for (const auto& r : runners)
+            out += std::string(m.name) + "{pipeline=\"" + escaped(r->name()) + "\"} " +
+                   std::to_string(m.value(r->stats())) + "\n";
+    }
+    out +=
+        "# HELP kbridge_run_seconds Seconds the pipeline has run.\n# TYPE kbridge_run_seconds "
+        "gauge\n";
+    for (const auto& r : runners) {
+        char seconds[32];
+        std::snprintf(seconds, sizeof seconds, "%.3f", r->elapsed_seconds());
+        out += "kbridge_run_seconds{pipeline=\"" + escaped(r->name()) + "\"} " + seconds + "\n";
+    }
+    return out;
+}
+
+std::string stats_json(const std::vector<std::unique_ptr<PipelineRunner>>& runners,
+                       const std::vector<int>& exit_codes) {
+    std::string out = "{\"pipelines\":[";
+    for (size_t i = 0; i < runners.size(); ++i) {
+        const PipelineStats& s = runners[i]->stats();
+        const double seconds = runners[i]->elapsed_seconds();
+        char line[512];
+        std::snprintf(line, sizeof line,
+                      "%s{\"name\":\"%s\",\"read\":%llu,\"written\":%llu,\"dead_lettered\":%llu,"
+                      "\"seconds\":%.3f,"
+                      "\"records_per_second\":%.0f,\"exit_code\":%d}",
+                      i ? "," : "", escaped(runners[i]->name()).c_str(),
+                      static_cast<unsigned long long>(s.read.load()),
+                      static_cast<unsigned long long>(s.delivered.load()),
+                      static_cast<unsigned long long>(s.dead_lettered.load()), seconds,
+                      seconds > 0 ? (s.delivered + s.dead_lettered) / seconds : 0.0,
+                      i < exit_codes.size() ? exit_codes[i] : -1);
+        out += line;
+    }
+    return out + "]}\n";
+}
+
+void write_file_atomically(const std::string& path, const std::string& text) {
+    const std::string temporary = path + ".tmp." + std::to_string(getpid());
+    std::FILE* f = std::fopen(temporary.c_str(), "w");
+    if (!f) throw std::runtime_error("cannot write " + path + ": " + std::strerror(errno));
+    const bool written = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+    const bool closed = std::fclose(f) == 0;
+    if (!written || !closed || std::rename(temporary.c_str(), path.c_str()) != 0) {
+        const std::string error = std::strerror(errno);
+        std::remove(temporary.c_str());
+        throw std::runtime_error("cannot write " + path + ": " + error);
+    }
+}
+
+}  // namespace kbridge

@@ -1,0 +1,124 @@
+// Operations: systemd's notify protocol (with a socket of our own standing in for systemd), the
+// metrics file and the JSON summary.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <map>
+#include <thread>
+
+#include "connectors/kafka/embedded.h"
+#include "support/kafka_check.h"
+#include "support/process.h"
+#include "support/servers.h"
+
+namespace kbridge::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A datagram socket like the one systemd gives a Type=notify service in $NOTIFY_SOCKET.
+class NotifySocket {
+  public:
+    explicit NotifySocket(const std::string& path) : path_(path) {
+        fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        sockaddr_un address{};
+        address.sun_family = AF_UNIX;
+        std::snprintf(address.sun_path, sizeof address.sun_path, "%s", path.c_str());
+        if (bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
+            ADD_FAILURE() << "bind " << path;
+    }
+    ~NotifySocket() { close(fd_); }
+    // Every message received so far, one per line.
+    std::string received() {
+        char buffer[4096];
+        ssize_t n;
+        while ((n = recv(fd_, buffer, sizeof buffer, 0)) > 0) log_ += std::string(buffer, n) + "\n";
+        return log_;
+    }
+    bool wait_for(const std::string& text, std::chrono::milliseconds timeout) {
+        const auto until = std::chrono::steady_clock::now() + timeout;
+        while (std::chrono::steady_clock::now() < until) {
+            if (received().find(text) != std::string::npos) return true;
+            std::this_thread::sleep_for(20ms);
+        }
+        return false;
+    }
+
+  private:
+    std::string path_;
+    int fd_ = -1;
+    std::string log_;
+};
+
+TEST(Operations, TellsSystemdReadyStatusStoppingAndWritesMetricsAndStatsAtExit) {
+    TempDir dir;
+    RedisServer redis(dir);
+    EmbeddedKafka kafka(1);
+    const std::string path = dir.file("p.yaml");
+    write_file(path,
+               "version: 1\nkafka: {brokers: '${KAFKA_BROKERS}'}\nredis: {url: "
+               "'${REDIS_URL}'}\npipelines:\n"
+               "  - name: follow\n    source: {type: redis_list, key: jobs}\n    sink: {type: "
+               "kafka, topic: jobs}\n");
+    NotifySocket systemd(dir.file("notify.sock"));
+    const std::string metrics = dir.file("kbridge.prom"), stats = dir.file("stats.json");
+    Process run({KBRIDGE_BINARY, "run", path, "--metrics-file", metrics, "--stats-json", stats},
+                dir.path().string(),
+                {{"KAFKA_BROKERS", kafka.bootstraps()},
+                 {"REDIS_URL", redis.url()},
+                 {"NOTIFY_SOCKET", dir.file("notify.sock")}});
+    ASSERT_TRUE(systemd.wait_for("READY=1", 10s)) << run.err();
+    redis.push("jobs", make_events(0, 500));
+    ASSERT_TRUE(systemd.wait_for("follow: 500 written", 10s)) << systemd.received() << run.err();
+    const auto stopped_at = std::chrono::steady_clock::now();
+    run.signal(SIGTERM);
+    EXPECT_EQ(run.wait(), 0) << run.err();
+    EXPECT_LT(std::chrono::steady_clock::now() - stopped_at, 5s);
+    EXPECT_TRUE(systemd.wait_for("STOPPING=1", 1s)) << systemd.received();
+    EXPECT_EQ(message_count(kafka.bootstraps(), "jobs"), 500);
+
+    const std::string text = read_file(metrics);
+    EXPECT_NE(text.find("# TYPE kbridge_records_written_total counter"), std::string::npos) << text;
+    EXPECT_NE(text.find("kbridge_records_written_total{pipeline=\"follow\"} 500\n"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("kbridge_records_read_total{pipeline=\"follow\"} 500\n"), std::string::npos)
+        << text;
+    const std::string parsed = shell(
+        "/usr/bin/python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))[\"pipelines\"][0];"
+        " print(p[\"name\"], p[\"written\"], p[\"exit_code\"])' " +
+        stats);
+    EXPECT_EQ(parsed, "follow 500 0\n");
+}
+
+TEST(Operations, AOnceRunAgainstADownEndpointFailsFastNamingIt) {
+    TempDir dir;
+    RedisServer redis(dir);
+    const std::string down = "127.0.0.1:" + std::to_string(free_port());
+    const std::string path = dir.file("p.yaml");
+    auto run = [&](const std::string& redis_url, const std::string& brokers) {
+        write_file(path, "version: 1\nkafka: {brokers: '" + brokers + "'}\nredis: {url: '" + redis_url +
+                             "'}\npipelines:\n  - name: p\n    source: {type: redis_list, key: jobs}\n"
+                             "    sink: {type: kafka, topic: jobs, connect_timeout: 2s}\n");
+        const auto started = std::chrono::steady_clock::now();
+        RunResult r = run_kbridge({"run", path, "--once"}, dir.path().string());
+        EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
+        return r;
+    };
+    RunResult r = run("redis://:secret@" + down + "/0", down);
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.err.find("redis redis://***@" + down + "/0: cannot connect"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("secret"), std::string::npos) << r.err;
+    redis.push("jobs", make_events(0, 10));
+    r = run(redis.url(), down);
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.err.find("kafka brokers " + down + " unreachable for 2000 ms"), std::string::npos) << r.err;
+    EXPECT_EQ(redis.llen("jobs"), 10);
+}
+
+}  // namespace
+}  // namespace kbridge::test
