@@ -50,8 +50,10 @@ int dev_kafka_command(const DevKafkaArgs& args) {
         }
         std::printf("%s\n", bootstraps.c_str());
         std::fflush(stdout);
-        std::fprintf(stderr, "kbridge dev-kafka: %d broker(s) on %s; Ctrl-C stops\n", args.brokers, bootstraps.c_str());
-        while (!stop_requested().load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        std::fprintf(stderr, "kbridge dev-kafka: %d broker(s) on %s; Ctrl-C stops\n", args.brokers,
+                     bootstraps.c_str());
+        while (!stop_requested().load())
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "kbridge: %s\n", e.what());
         return kExitFailure;

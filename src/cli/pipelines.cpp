@@ -7,7 +7,7 @@ namespace kbridge {
 std::vector<BuiltPipeline> build_pipelines(const Config& config,
                                            const std::vector<std::string>& only, bool once,
                                            const std::string& state_dir,
-                                           const std::string& embedded_bootstraps) {
+                                           const std::string& embedded_bootstraps, bool dry_run) {
     for (const auto& name : only) {
         const bool known = std::any_of(config.pipelines.begin(), config.pipelines.end(),
                                        [&](const PipelineConfig& p) { return p.name == name; });
@@ -21,7 +21,8 @@ std::vector<BuiltPipeline> build_pipelines(const Config& config,
     std::vector<BuiltPipeline> built;
     for (const auto& p : config.pipelines) {
         if (!only.empty() && std::find(only.begin(), only.end(), p.name) == only.end()) continue;
-        ConnectorContext ctx{config, p.name, once, state_dir, embedded_bootstraps};
+        ConnectorContext ctx{config, p.name, once || dry_run, state_dir, embedded_bootstraps,
+                             dry_run};
         BuiltPipeline b;
         b.name = p.name;
         b.source = make_source(p.source, ctx);

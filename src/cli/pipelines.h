@@ -17,8 +17,10 @@ struct BuiltPipeline {
 };
 
 // Throws ConfigError for an unknown --pipeline name or a bad connector block.
-std::vector<BuiltPipeline> build_pipelines(const Config& config, const std::vector<std::string>& only,
-                                           bool once, const std::string& state_dir,
-                                           const std::string& embedded_bootstraps);
+std::vector<BuiltPipeline> build_pipelines(const Config& config,
+                                           const std::vector<std::string>& only, bool once,
+                                           const std::string& state_dir,
+                                           const std::string& embedded_bootstraps,
+                                           bool dry_run = false);
 
 }  // namespace kbridge

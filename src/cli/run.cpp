@@ -95,7 +95,8 @@ int run_command(const RunArgs& args) {
             spdlog::info("embedded Kafka cluster listening on {}", bootstraps);
         }
         const std::string state_dir = resolve_state_dir(args.state_dir);
-        auto built = build_pipelines(config, args.pipelines, args.once, state_dir, bootstraps);
+        auto built =
+            build_pipelines(config, args.pipelines, args.once, state_dir, bootstraps, args.dry_run);
         try {
             for (const auto& b : built) {
                 const std::string worker = b.source->worker();
@@ -111,8 +112,10 @@ int run_command(const RunArgs& args) {
             return kExitFailure;
         }
         RunSettings settings;
-        settings.once = args.once;
-        settings.progress = args.once && built.size() == 1 && isatty(STDERR_FILENO);
+        settings.once = args.once || args.dry_run;
+        if (args.dry_run) settings.dry_run_records = 10;
+        settings.progress =
+            args.once && !args.dry_run && built.size() == 1 && isatty(STDERR_FILENO);
         for (auto& b : built)
             runners.push_back(std::make_unique<PipelineRunner>(b.name, std::move(b.source),
                                                                std::move(b.sink),

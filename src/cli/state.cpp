@@ -20,19 +20,22 @@ int state_command(const StateArgs& args) {
     try {
         if (args.action == "reset") {
             store.reset();
-            std::printf("%s: position reset; the next run starts from the beginning\n", args.pipeline.c_str());
+            std::printf("%s: position reset; the next run starts from the beginning\n",
+                        args.pipeline.c_str());
             return kExitOk;
         }
         Position position = store.load().value_or(Position{});
         if (args.action == "set") {
             if (args.values.empty()) {
-                std::fprintf(stderr, "kbridge: state set needs NAME=VALUE (e.g. incrementing=1000)\n");
+                std::fprintf(stderr,
+                             "kbridge: state set needs NAME=VALUE (e.g. incrementing=1000)\n");
                 return kExitUsage;
             }
             for (const auto& assignment : args.values) {
                 const auto eq = assignment.find('=');
                 if (eq == std::string::npos || eq == 0) {
-                    std::fprintf(stderr, "kbridge: state set: expected NAME=VALUE, got '%s'\n", assignment.c_str());
+                    std::fprintf(stderr, "kbridge: state set: expected NAME=VALUE, got '%s'\n",
+                                 assignment.c_str());
                     return kExitUsage;
                 }
                 position[assignment.substr(0, eq)] = assignment.substr(eq + 1);
@@ -40,11 +43,13 @@ int state_command(const StateArgs& args) {
             store.save(position);
         }
         if (position.empty()) {
-            std::printf("%s: no position stored (%s)\n", args.pipeline.c_str(), store.path().c_str());
+            std::printf("%s: no position stored (%s)\n", args.pipeline.c_str(),
+                        store.path().c_str());
             return kExitOk;
         }
         std::printf("%s (%s):\n", args.pipeline.c_str(), store.path().c_str());
-        for (const auto& [name, value] : position) std::printf("  %s = %s\n", name.c_str(), value.c_str());
+        for (const auto& [name, value] : position)
+            std::printf("  %s = %s\n", name.c_str(), value.c_str());
         return kExitOk;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "kbridge: %s\n", e.what());

@@ -18,6 +18,7 @@ struct ConnectorContext {
     bool once = false;
     std::string state_dir;
     std::string embedded_bootstraps;  // set when some connector uses brokers: embedded
+    bool dry_run = false;  // read without taking: sources leave their records where they are
 };
 
 struct SourceKind {

@@ -65,6 +65,11 @@ int PipelineRunner::run(const std::atomic<bool>& stop) {
             const ReadStatus status =
                 source_->read(batch, in_flight_ ? milliseconds(0) : milliseconds(500));
             if (status == ReadStatus::End) break;
+            if (status == ReadStatus::Records && settings_.dry_run_records) {
+                preview(batch);
+                if (previewed_ >= settings_.dry_run_records) break;
+                continue;
+            }
             if (status == ReadStatus::Records) dispatch(batch);
             poll(milliseconds(status == ReadStatus::Idle && in_flight_ ? 10 : 0));
             if (settings_.progress) show_progress(false);
@@ -156,6 +161,45 @@ void PipelineRunner::dispatch(Batch& batch) {
         Rejection why;
         if (!sink_->send(record, decoded, raw, why)) dead_letter(raw, std::move(record), why);
     }
+}
+
+// --dry-run: decode and template like dispatch(), print, and acknowledge nothing.
+void PipelineRunner::preview(Batch& batch) {
+    stats_.read += batch.records.size();
+    simdjson::dom::element fields;
+    std::string error, line;
+    std::vector<char> csv_json;
+    for (Record& record : batch.records) {
+        if (previewed_ >= settings_.dry_run_records) break;
+        ++previewed_;
+        line.clear();
+        const simdjson::dom::element* decoded = nullptr;
+        std::string outcome;
+        if (source_->format() == Format::Csv && record.value) {
+            csv_json.clear();
+            if (!csv_to_json(*record.value, source_->csv(), csv_json, error)) {
+                std::printf("%s\tDEAD LETTER invalid_csv: %s\n", name_.c_str(), error.c_str());
+                continue;
+            }
+            csv_json.resize(csv_json.size() + kValuePadding, '\0');
+            record.value = std::string_view(csv_json.data(), csv_json.size() - kValuePadding);
+        }
+        if (source_->format() != Format::Raw && record.value) {
+            if (!decoder_.decode(*record.value, fields, error)) {
+                std::printf("%s\tDEAD LETTER invalid_json: %s\n", name_.c_str(), error.c_str());
+                continue;
+            }
+            decoded = &fields;
+        }
+        Rejection why;
+        if (sink_->preview(record, decoded, line, why)) {
+            std::printf("%s\t%s\n", name_.c_str(), line.c_str());
+        } else {
+            std::printf("%s\tDEAD LETTER %s: %s\n", name_.c_str(), why.reason.c_str(),
+                        why.detail.c_str());
+        }
+    }
+    std::fflush(stdout);
 }
 
 void PipelineRunner::dead_letter(BatchState* batch, Record record, const Rejection& why) {

@@ -35,6 +35,8 @@ struct RunSettings {
     bool once = false;
     bool progress = false;  // a live line on stderr (a terminal, --once)
     size_t max_in_flight = 50000;
+    size_t dry_run_records =
+        0;  // > 0: print that many records as the sink would write them, no more
 };
 
 class PipelineRunner : private DeliveryListener {
@@ -69,6 +71,7 @@ class PipelineRunner : private DeliveryListener {
     void failed(BatchState* batch, const std::string& error) override;
 
     void dispatch(Batch& batch);
+    void preview(Batch& batch);
     void dead_letter(BatchState* batch, Record record, const Rejection& why);
     // A record's final outcome is a failure: the batch is never acknowledged, the run stops.
     void fail(BatchState* batch, const std::string& error);
@@ -91,6 +94,7 @@ class PipelineRunner : private DeliveryListener {
     std::deque<std::unique_ptr<BatchState>> batches_;
     size_t in_flight_ = 0;
     bool fatal_ = false;
+    size_t previewed_ = 0;
     PipelineStats stats_;
     std::optional<uint64_t> total_;
     std::chrono::steady_clock::time_point started_, last_progress_;

@@ -41,6 +41,16 @@ class Sink {
     // `fields` is the decoded value, or null for raw records.
     virtual bool send(const Record& record, const simdjson::dom::element* fields, BatchState* batch,
                       Rejection& why) = 0;
+    // --dry-run: what send() would write, as one line of text; false (with why) where send()
+    // would refuse the record.
+    virtual bool preview(const Record& record, const simdjson::dom::element* fields,
+                         std::string& out, Rejection& why) {
+        (void)fields;
+        (void)why;
+        out = describe() + " <- " +
+              (record.value ? std::string(*record.value) : std::string("(tombstone)"));
+        return true;
+    }
     // Whether send() reads the decoded fields (templates naming fields do).
     virtual bool needs_fields() const { return true; }
     // Serves delivery reports, waiting up to `wait` for one.

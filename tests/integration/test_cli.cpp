@@ -230,5 +230,31 @@ TEST_F(CliWithServers, ASecondRunOfAPipelineExitsSeventyFiveNamingTheHolder) {
     EXPECT_EQ(redis.llen("jobs"), 0);
 }
 
+TEST_F(CliWithServers, DryRunPrintsTheFirstRecordsAsTheyWouldBeWrittenAndTakesNothing) {
+    const std::string path =
+        write("p.yaml",
+              "version: 1\nkafka: {brokers: '${KAFKA_BROKERS}'}\nredis: {url: "
+              "'${REDIS_URL}'}\npipelines:\n"
+              "  - name: dry\n    source: {type: redis_list, key: ev}\n"
+              "    sink: {type: kafka, topic: 'ev.{action}', key: 'u{user_id}'}\n");
+    auto events = make_events(0, 30);
+    events.insert(events.begin() + 2, R"({"no_action":true})");
+    redis.push("ev", events);
+    const RunResult r =
+        kbridge({"run", path, "--dry-run", "--state-dir", dir.file("state")}, env());
+    ASSERT_EQ(r.code, 0) << r.err;
+    std::istringstream lines(r.out);
+    std::vector<std::string> printed;
+    for (std::string line; std::getline(lines, line);) printed.push_back(line);
+    ASSERT_EQ(printed.size(), 10u) << r.out;
+    EXPECT_EQ(printed[0], "dry\ttopic=ev.view key=u0 value=" + events[0]);
+    EXPECT_EQ(printed[2], "dry\tDEAD LETTER template: topic: missing field 'action'") << r.out;
+    EXPECT_EQ(redis.llen("ev"), 31);
+    EXPECT_EQ(
+        shell("redis-cli -p " + std::to_string(redis.port()) + " --scan | sort | tr '\\n' ' '"),
+        "ev ");
+    EXPECT_EQ(kcat_consume(kafka.bootstraps(), "ev.view").size(), 0u);
+}
+
 }  // namespace
 }  // namespace kbridge::test

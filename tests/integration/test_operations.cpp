@@ -101,9 +101,10 @@ TEST(Operations, AOnceRunAgainstADownEndpointFailsFastNamingIt) {
     const std::string down = "127.0.0.1:" + std::to_string(free_port());
     const std::string path = dir.file("p.yaml");
     auto run = [&](const std::string& redis_url, const std::string& brokers) {
-        write_file(path, "version: 1\nkafka: {brokers: '" + brokers + "'}\nredis: {url: '" + redis_url +
-                             "'}\npipelines:\n  - name: p\n    source: {type: redis_list, key: jobs}\n"
-                             "    sink: {type: kafka, topic: jobs, connect_timeout: 2s}\n");
+        write_file(path,
+                   "version: 1\nkafka: {brokers: '" + brokers + "'}\nredis: {url: '" + redis_url +
+                       "'}\npipelines:\n  - name: p\n    source: {type: redis_list, key: jobs}\n"
+                       "    sink: {type: kafka, topic: jobs, connect_timeout: 2s}\n");
         const auto started = std::chrono::steady_clock::now();
         RunResult r = run_kbridge({"run", path, "--once"}, dir.path().string());
         EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
@@ -111,12 +112,14 @@ TEST(Operations, AOnceRunAgainstADownEndpointFailsFastNamingIt) {
     };
     RunResult r = run("redis://:secret@" + down + "/0", down);
     EXPECT_EQ(r.code, 1);
-    EXPECT_NE(r.err.find("redis redis://***@" + down + "/0: cannot connect"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("redis redis://***@" + down + "/0: cannot connect"), std::string::npos)
+        << r.err;
     EXPECT_EQ(r.err.find("secret"), std::string::npos) << r.err;
     redis.push("jobs", make_events(0, 10));
     r = run(redis.url(), down);
     EXPECT_EQ(r.code, 1);
-    EXPECT_NE(r.err.find("kafka brokers " + down + " unreachable for 2000 ms"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("kafka brokers " + down + " unreachable for 2000 ms"), std::string::npos)
+        << r.err;
     EXPECT_EQ(redis.llen("jobs"), 10);
 }
 

@@ -117,7 +117,8 @@ void KafkaSink::connect() {
     if (metadata) rd_kafka_metadata_destroy(metadata);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
     const std::string what = "kafka brokers " + settings_.brokers + " unreachable for " +
-                             std::to_string(connect_timeout_.count()) + " ms (" + rd_kafka_err2str(err) + ")";
+                             std::to_string(connect_timeout_.count()) + " ms (" +
+                             rd_kafka_err2str(err) + ")";
     if (fail_fast_) throw std::runtime_error(what);
     spdlog::warn("{}; librdkafka keeps trying", what);
 }
@@ -204,6 +205,36 @@ bool KafkaSink::send(const Record& record, const simdjson::dom::element* fields,
         throw std::runtime_error("kafka produce to '" + topic_buffer_ +
                                  "': " + rd_kafka_err2str(err));
     }
+}
+
+bool KafkaSink::preview(const Record& record, const simdjson::dom::element* fields,
+                        std::string& out, Rejection& why) {
+    std::string topic, key;
+    if (!topic_.render(record, fields, topic, error_buffer_)) {
+        why = {"template", "topic: " + error_buffer_};
+        return false;
+    }
+    if (key_ && !key_->render(record, fields, key, error_buffer_)) {
+        why = {"template", "key: " + error_buffer_};
+        return false;
+    }
+    if (!key_ && record.key) key = std::string(*record.key);
+    out = "topic=" + topic + " key=" + (key_ || record.key ? key : std::string("(none)"));
+    for (const auto& [name, tmpl] : headers_) {
+        std::string value;
+        if (!tmpl.render(record, fields, value, error_buffer_)) {
+            why = {"template", "header " + name + ": " + error_buffer_};
+            return false;
+        }
+        out += " header " + name + "=" + value;
+    }
+    std::string value = record.value ? std::string(*record.value) : std::string("(tombstone)");
+    if (csv_ && record.value && fields) {
+        value.clear();
+        csv_from_fields(*fields, *csv_, value);
+    }
+    out += " value=" + value;
+    return true;
 }
 
 bool KafkaSink::needs_fields() const {

@@ -32,6 +32,8 @@ class KafkaSink : public Sink {
               Rejection& why) override;
     void poll(std::chrono::milliseconds wait) override;
     bool needs_fields() const override;
+    bool preview(const Record& record, const simdjson::dom::element* fields, std::string& out,
+                 Rejection& why) override;
     std::string describe() const override { return "kafka:" + topic_.text(); }
     // Values become CSV lines of these columns instead of going out as read.
     void write_csv(CsvFormat csv) { csv_ = std::move(csv); }

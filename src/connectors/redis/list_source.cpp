@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "formats/csv.h"
@@ -82,6 +83,7 @@ std::unique_ptr<Source> make_redis_list_source(const Options& options,
     CsvFormat csv;
     s.format = parse_format(options, csv);
     s.once = ctx.once;
+    s.preview = ctx.dry_run;
     auto source = std::make_unique<RedisListSource>(std::move(s));
     source->set_csv(std::move(csv));
     return source;
@@ -173,6 +175,17 @@ void RedisListSource::set_ack(Batch& batch, const std::string& batch_key) {
 }
 
 ReadStatus RedisListSource::read(Batch& batch, std::chrono::milliseconds wait) {
+    if (settings_.preview) {
+        if (previewed_) return ReadStatus::End;
+        previewed_ = true;
+        const std::string n = std::to_string(settings_.batch_size);
+        client_.send({"LRANGE", settings_.key, settings_.pop_left ? "0" : "-" + n,
+                      settings_.pop_left ? std::to_string(settings_.batch_size - 1) : "-1"});
+        take(batch);
+        if (!settings_.pop_left) std::reverse(batch.records.begin(), batch.records.end());
+        batch.contiguous_values = {};  // no longer in record order
+        return batch.records.empty() ? ReadStatus::End : ReadStatus::Records;
+    }
     if (!left_by_last_run_.empty()) {
         const std::string name = std::move(left_by_last_run_.front());
         left_by_last_run_.pop_front();

@@ -31,6 +31,7 @@ class RedisListSource : public Source {
         bool pop_left = true;
         Format format = Format::Json;
         bool once = false;
+        bool preview = false;  // --dry-run: LRANGE the head of the list, take nothing
     };
     explicit RedisListSource(Settings settings);
 
@@ -43,6 +44,7 @@ class RedisListSource : public Source {
     std::string describe() const override { return "redis_list:" + settings_.key; }
 
   private:
+    bool previewed_ = false;
     // Sends the move of the next batch and the read of its records (two replies).
     void send_move();
     // Takes the replies of the move sent last (after those of earlier pipelined acks).
