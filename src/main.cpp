@@ -37,6 +37,13 @@ int main(int argc, char** argv) {
     validate_cmd->add_option("config", validate_config, "pipeline file")->required();
     validate_cmd->add_option("--set", validate_overrides, "override a config value: PATH=VALUE");
 
+    std::string check_config;
+    std::vector<std::string> check_overrides;
+    auto* check_cmd =
+        app.add_subcommand("check", "connect to every endpoint of CONFIG and check what it needs");
+    check_cmd->add_option("config", check_config, "pipeline file")->required();
+    check_cmd->add_option("--set", check_overrides, "override a config value: PATH=VALUE");
+
     DevKafkaArgs dev;
     auto* dev_cmd = app.add_subcommand(
         "dev-kafka", "run a local Kafka-protocol cluster (librdkafka's mock) until Ctrl-C");
@@ -73,6 +80,7 @@ int main(int argc, char** argv) {
     }
     if (run_cmd->parsed()) return run_command(run);
     if (validate_cmd->parsed()) return validate_command(validate_config, validate_overrides);
+    if (check_cmd->parsed()) return check_command(check_config, check_overrides);
     if (state_cmd->parsed()) return state_command(state);
     if (dev_cmd->parsed()) return dev_kafka_command(dev);
     if (version_cmd->parsed()) return version_command();

@@ -39,6 +39,8 @@ struct StateArgs {
 int run_command(const RunArgs& args);
 int state_command(const StateArgs& args);
 int validate_command(const std::string& config, const std::vector<std::string>& overrides);
+// Connects every connector of CONFIG and prints one line per check; 0 when all pass, else 1.
+int check_command(const std::string& config, const std::vector<std::string>& overrides);
 int dev_kafka_command(const DevKafkaArgs& args);
 int version_command();
 

@@ -32,6 +32,8 @@ class Sink {
   public:
     virtual ~Sink() = default;
     virtual void connect() = 0;
+    // `kbridge check`: connects and finds what it needs; throws saying what is missing.
+    virtual void check() { connect(); }
     void set_listener(DeliveryListener* listener) { listener_ = listener; }
     // Whether a rejected record has somewhere to go; if not, the run stops at it, and sinks
     // that write in transactions then write none of its batch.

@@ -20,6 +20,9 @@ class Source {
     virtual ~Source() = default;
     // Does the I/O of getting ready; constructors only check options.
     virtual void connect() = 0;
+    // `kbridge check`: connects and finds what it needs, taking nothing; throws saying what is
+    // missing.
+    virtual void check() { connect(); }
     // Fills `batch` (given empty). May wait up to `wait` for the first record when idle.
     virtual ReadStatus read(Batch& batch, std::chrono::milliseconds wait) = 0;
     // After the last ack of a run: makes the acks durable and gives back what was taken from

@@ -123,5 +123,38 @@ TEST(Operations, AOnceRunAgainstADownEndpointFailsFastNamingIt) {
     EXPECT_EQ(redis.llen("jobs"), 10);
 }
 
+TEST(Operations, CheckConnectsToEveryEndpointAndNamesWhatIsMissing) {
+    TempDir dir;
+    RedisServer redis(dir);
+    EmbeddedKafka kafka(1);
+    kafka.create_topic("in", 2);
+    const std::string down = "redis://127.0.0.1:" + std::to_string(free_port()) + "/0";
+    const std::string path = dir.file("p.yaml");
+    write_file(path, "version: 1\nkafka: {brokers: '" + kafka.bootstraps() + "'}\nredis: {url: '" +
+                         redis.url() +
+                         "'}\npipelines:\n"
+                         "  - name: up\n    source: {type: redis_list, key: jobs}\n    sink: "
+                         "{type: kafka, topic: out}\n"
+                         "  - name: cache\n    source: {type: kafka, topics: [in]}\n    sink: "
+                         "{type: redis, url: '" +
+                         down +
+                         "'}\n"
+                         "  - name: lost\n    source: {type: stdin}\n    sink: {type: kafka, "
+                         "topic: out, brokers: '127.0.0.1:" +
+                         std::to_string(free_port()) + "', connect_timeout: 1s}\n");
+    const RunResult r = run_kbridge({"check", path}, dir.path().string());
+    EXPECT_EQ(r.code, 1) << r.out << r.err;
+    EXPECT_NE(r.out.find("ok    up: source redis_list:jobs\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("ok    up: sink kafka:out\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("ok    cache: source kafka:in\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("FAIL  cache: sink redis:{_key}: redis " + down + ": cannot connect"),
+              std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("ok    lost: source stdin\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("FAIL  lost: sink kafka:out: kafka brokers 127.0.0.1:"), std::string::npos)
+        << r.out;
+    EXPECT_EQ(redis.llen("jobs"), 0);
+}
+
 }  // namespace
 }  // namespace kbridge::test

@@ -28,6 +28,10 @@ class KafkaSink : public Sink {
     ~KafkaSink() override;
 
     void connect() override;
+    void check() override {
+        fail_fast_ = true;
+        connect();
+    }
     bool send(const Record& record, const simdjson::dom::element* fields, BatchState* batch,
               Rejection& why) override;
     void poll(std::chrono::milliseconds wait) override;

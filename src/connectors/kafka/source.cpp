@@ -123,6 +123,18 @@ void KafkaSource::connect() {
     connected_ = last_commit_ = std::chrono::steady_clock::now();
 }
 
+void KafkaSource::check() {
+    if (settings_.kafka.brokers.empty()) throw std::runtime_error("kafka source: no brokers");
+    KafkaConf conf = make_kafka_conf(settings_.kafka);
+    char error[512];
+    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), error, sizeof error);
+    if (!rk) throw std::runtime_error(std::string("kafka consumer: ") + error);
+    conf.release();
+    consumer_.reset(rk);
+    read_watermarks();
+    consumer_.reset();
+}
+
 // --once ends at the high watermarks of its start; the backlog (for progress) is what lies
 // between them and the group's committed offsets.
 void KafkaSource::read_watermarks() {

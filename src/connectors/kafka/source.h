@@ -36,6 +36,8 @@ class KafkaSource : public Source {
     ~KafkaSource() override;
 
     void connect() override;
+    // The brokers answer and every topic exists; no group is joined.
+    void check() override;
     ReadStatus read(Batch& batch, std::chrono::milliseconds wait) override;
     void close() override;
     std::optional<uint64_t> backlog() override { return backlog_; }

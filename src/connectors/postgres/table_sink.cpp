@@ -242,6 +242,16 @@ void PostgresTableSink::introspect() {
         for (int i = 0; i < PQntuples(pk.get()); ++i) keys.emplace_back(PQgetvalue(pk.get(), i, 0));
     }
     for (const auto& k : keys) keys_.push_back(index_of(k));
+    std::vector<std::string> rights{settings_.mode == Mode::Update ? "UPDATE" : "INSERT"};
+    if (settings_.mode == Mode::Upsert) rights.push_back("UPDATE");
+    if (settings_.delete_on_tombstone) rights.push_back("DELETE");
+    for (const auto& right : rights) {
+        PgResult granted =
+            conn_.exec_params("SELECT has_table_privilege($1::regclass, $2)", {table_, right});
+        if (PQgetvalue(granted.get(), 0, 0)[0] != 't')
+            throw PostgresError("postgres " + conn_.redacted_url() + ": the role may not " + right +
+                                " into table " + settings_.table);
+    }
     const bool needs_keys = settings_.mode != Mode::Insert || settings_.delete_on_tombstone;
     if (needs_keys && keys_.empty())
         throw PostgresError(
