@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
     run_cmd->add_flag(
         "--dry-run", run.dry_run,
         "print each pipeline's first 10 records as they would be written; take and write nothing");
+    run_cmd->add_option("--metrics-port", run.metrics_port,
+                        "serve Prometheus /metrics and /health on this port");
     run_cmd->add_option("--stats-json", run.stats_json, "write the run summary here as JSON");
     run_cmd->add_option("--log-level", log_level, "trace|debug|info|warn|error");
     run_cmd->add_option("--log-format", log_format, "text|json");

@@ -9,6 +9,7 @@
 #include "cli/pipelines.h"
 #include "connectors/kafka/embedded.h"
 #include "core/log.h"
+#include "core/metrics_server.h"
 #include "core/notify.h"
 #include "core/report.h"
 #include "core/shutdown.h"
@@ -124,6 +125,14 @@ int run_command(const RunArgs& args) {
         std::fprintf(stderr, "kbridge: %s\n", e.what());
         return kExitUsage;
     }
+    std::unique_ptr<MetricsServer> metrics;
+    try {
+        if (args.metrics_port > 0)
+            metrics = std::make_unique<MetricsServer>(args.metrics_port, runners);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "kbridge: %s\n", e.what());
+        return kExitFailure;
+    }
     install_stop_handlers();
     std::vector<int> codes(runners.size(), kExitOk);
     std::vector<std::thread> threads;
@@ -149,6 +158,7 @@ int run_command(const RunArgs& args) {
         std::fprintf(stderr, "kbridge: %s\n", e.what());
         code = kExitFailure;
     }
+    metrics.reset();  // it reads the runners
     runners.clear();  // flush producers before the embedded cluster goes away
     return code;
 }

@@ -156,5 +156,57 @@ TEST(Operations, CheckConnectsToEveryEndpointAndNamesWhatIsMissing) {
     EXPECT_EQ(redis.llen("jobs"), 0);
 }
 
+std::string scrape(int port, const std::string& path) {
+    return shell(
+        "/usr/bin/python3 -c 'import sys, urllib.request, urllib.error\n"
+        "try:\n  r = urllib.request.urlopen(sys.argv[1], timeout=5); print(r.status); "
+        "print(r.read().decode(), end=\"\")\n"
+        "except urllib.error.HTTPError as e:\n  print(e.code); print(e.read().decode(), end=\"\")\n"
+        "except Exception:\n  print(\"down\")' "
+        "http://127.0.0.1:" +
+        std::to_string(port) + path);
+}
+
+TEST(Operations, MetricsScrapedMidRunShowGrowingCounters) {
+    TempDir dir;
+    RedisServer redis(dir);
+    EmbeddedKafka kafka(1);
+    const std::string path = dir.file("p.yaml");
+    write_file(path,
+               "version: 1\nkafka: {brokers: '${KAFKA_BROKERS}'}\nredis: {url: "
+               "'${REDIS_URL}'}\npipelines:\n"
+               "  - name: live\n    source: {type: redis_list, key: jobs}\n    sink: {type: kafka, "
+               "topic: jobs}\n");
+    const int port = free_port();
+    Process run({KBRIDGE_BINARY, "run", path, "--metrics-port", std::to_string(port)},
+                dir.path().string(),
+                {{"KAFKA_BROKERS", kafka.bootstraps()}, {"REDIS_URL", redis.url()}});
+    auto written = [&](const std::string& count) {
+        const std::string wanted =
+            "kbridge_records_written_total{pipeline=\"live\"} " + count + "\n";
+        for (int i = 0; i < 250; ++i) {
+            if (scrape(port, "/metrics").find(wanted) != std::string::npos) return true;
+            std::this_thread::sleep_for(40ms);
+        }
+        return false;
+    };
+    std::string health;
+    for (int i = 0; i < 250 && health.rfind("200\n", 0) != 0; ++i) {
+        std::this_thread::sleep_for(40ms);
+        health = scrape(port, "/health");
+    }
+    EXPECT_EQ(health, "200\nlive connected\n") << run.err();
+    ASSERT_TRUE(written("0")) << run.err();
+    redis.push("jobs", make_events(0, 300));
+    EXPECT_TRUE(written("300")) << scrape(port, "/metrics");
+    redis.push("jobs", make_events(300, 1000));
+    EXPECT_TRUE(written("1000")) << scrape(port, "/metrics");
+    EXPECT_NE(scrape(port, "/metrics").find("kbridge_records_read_total{pipeline=\"live\"} 1000\n"),
+              std::string::npos);
+    EXPECT_EQ(scrape(port, "/nothing").substr(0, 4), "404\n");
+    run.signal(SIGTERM);
+    EXPECT_EQ(run.wait(), 0) << run.err();
+}
+
 }  // namespace
 }  // namespace kbridge::test
