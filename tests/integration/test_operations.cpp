@@ -208,5 +208,52 @@ TEST(Operations, MetricsScrapedMidRunShowGrowingCounters) {
     EXPECT_EQ(run.wait(), 0) << run.err();
 }
 
+TEST(Operations, NoSecretInAnyOutputEvenAtTraceLevel) {
+    TempDir dir;
+    RedisServer redis(dir);
+    EmbeddedKafka kafka(1);
+    redis.push("jobs", make_events(0, 5));
+    const std::string path = dir.file("p.yaml");
+    write_file(path, "version: 1\nkafka:\n  brokers: '" + kafka.bootstraps() +
+                         "'\n  properties: {sasl.username: bridge, sasl.password: hunter2-kafka}\n"
+                         "redis: {url: '" +
+                         redis.url() +
+                         "'}\n"
+                         "postgres: {url: 'postgresql://bridge:hunter2-pg@127.0.0.1:" +
+                         std::to_string(free_port()) +
+                         "/db'}\n"
+                         "pipelines:\n"
+                         "  - name: p\n    source: {type: redis_list, key: jobs}\n    sink: {type: "
+                         "kafka, topic: jobs}\n"
+                         "  - name: q\n    source: {type: postgres_table, table: t}\n    sink: "
+                         "{type: kafka, topic: rows}\n"
+                         "  - name: r\n    source: {type: redis_list, key: jobs, url: "
+                         "'redis://bridge:hunter2-redis@127.0.0.1:" +
+                         std::to_string(redis.port()) +
+                         "/0'}\n    sink: {type: kafka, topic: jobs}\n");
+    std::string all;
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"validate", path},
+             {"check", path},
+             {"run", path, "--once", "--log-level", "trace", "--set", "kafka.properties.debug=all"},
+             {"run", path, "--once", "--log-level", "trace", "--log-format", "json"},
+             {"run", path, "--dry-run", "--log-level", "trace"},
+             {"run", path, "--once", "--set", "kafka.properties.sasl.password=hunter2-set", "--set",
+              "kafka.properties.nonsense=1"}}) {
+        const RunResult r = run_kbridge(args, dir.path().string());
+        // validate connects to nothing; the others fail at the Redis and PostgreSQL logins, or at
+        // the config.
+        if (args[0] != "validate") {
+            EXPECT_NE(r.code, 0) << r.out << r.err;
+        }
+        all += r.out + r.err;
+    }
+    EXPECT_EQ(all.find("hunter2"), std::string::npos) << all;
+    EXPECT_NE(all.find("sasl.password"), std::string::npos)
+        << "librdkafka's debug output was not exercised";
+    EXPECT_NE(all.find("redis://bridge:***@127.0.0.1"), std::string::npos) << all;
+    EXPECT_NE(all.find("postgresql://bridge:***@127.0.0.1"), std::string::npos) << all;
+}
+
 }  // namespace
 }  // namespace kbridge::test
