@@ -14,6 +14,7 @@
 #include "core/report.h"
 #include "core/shutdown.h"
 #include "state/lock.h"
+#include "state/redis_lock.h"
 #include "state/state_dir.h"
 
 namespace kbridge {
@@ -86,6 +87,7 @@ void supervise(const std::vector<std::unique_ptr<PipelineRunner>>& runners,
 int run_command(const RunArgs& args) {
     std::unique_ptr<EmbeddedKafka> embedded;
     std::vector<std::unique_ptr<PipelineLock>> locks;
+    std::vector<std::unique_ptr<RedisLock>> redis_locks;
     std::vector<std::unique_ptr<PipelineRunner>> runners;
     try {
         const Config config = load_config(args.config, args.overrides);
@@ -101,9 +103,19 @@ int run_command(const RunArgs& args) {
         try {
             for (const auto& b : built) {
                 const std::string worker = b.source->worker();
-                locks.push_back(std::make_unique<PipelineLock>(
-                    state_dir,
-                    worker.empty() || worker == b.name ? b.name : b.name + "@" + worker));
+                const std::string name =
+                    worker.empty() || worker == b.name ? b.name : b.name + "@" + worker;
+                locks.push_back(std::make_unique<PipelineLock>(state_dir, name));
+                if (config.lock) {
+                    RedisUrl url;
+                    try {
+                        url = parse_redis_url(config.lock->str("redis"));
+                    } catch (const std::invalid_argument& e) {
+                        throw config.lock->error("redis", e.what());
+                    }
+                    redis_locks.push_back(
+                        std::make_unique<RedisLock>(url, name, config.lock->duration("ttl")));
+                }
             }
         } catch (const LockHeld& e) {
             std::fprintf(stderr, "kbridge: %s\n", e.what());
@@ -159,6 +171,8 @@ int run_command(const RunArgs& args) {
         code = kExitFailure;
     }
     metrics.reset();  // it reads the runners
+    for (const auto& lock : redis_locks)
+        if (lock->lost()) code = kExitFailure;
     runners.clear();  // flush producers before the embedded cluster goes away
     return code;
 }

@@ -16,6 +16,17 @@ const OptionTable kTopLevel = {
     {"redis", OptionType::StringMap, "", "defaults for every redis source and sink"},
     {"postgres", OptionType::StringMap, "", "defaults for every postgres source and sink"},
     {"pipelines", OptionType::StringList, "", "the pipelines", {}, true},
+    {"lock", OptionType::StringMap, "", "a lock in Redis as well, for runs on several hosts"},
+};
+
+const OptionTable kLock = {
+    {"redis",
+     OptionType::String,
+     "",
+     "redis://[user:password@]host:port/db holding the locks",
+     {},
+     true},
+    {"ttl", OptionType::Duration, "30s", "how long a lock outlives a holder that died"},
 };
 
 const OptionTable kKafkaDefaults = {
@@ -73,9 +84,8 @@ void apply_override(YAML::Node root, const std::string& assignment) {
         if (current.IsSequence()) {
             std::optional<YAML::Node> found;
             for (size_t k = 0; k < current.size(); ++k)
-                if (parts[i] == std::to_string(k) ||
-                    (current[k].IsMap() && current[k]["name"] &&
-                     current[k]["name"].Scalar() == parts[i]))
+                if (parts[i] == std::to_string(k) || (current[k].IsMap() && current[k]["name"] &&
+                                                      current[k]["name"].Scalar() == parts[i]))
                     found = current[k];
             if (!found || last)
                 throw ConfigError("--set " + assignment + ": no list element '" + parts[i] + "'");
@@ -96,7 +106,8 @@ void apply_override(YAML::Node root, const std::string& assignment) {
     }
 }
 
-ConnectorConfig connector(const YAML::Node& node, const std::string& file, const std::string& path) {
+ConnectorConfig connector(const YAML::Node& node, const std::string& file,
+                          const std::string& path) {
     const YAML::Node type = node["type"];
     if (!type || !type.IsScalar())
         throw ConfigError(mark_of(node, file), path, "missing required option 'type'");
@@ -119,10 +130,17 @@ std::string expand_env(const std::string& text, const Mark& mark) {
             continue;
         }
         const char* value = std::getenv(m[1].str().c_str());
-        if (value && *value) out += value;
-        else if (m[2].matched) out += m[3].str();
-        else if (value) out += value;
-        else throw ConfigError(mark, "", "environment variable '" + m[1].str() + "' is not set and has no default (write ${" + m[1].str() + ":-default})");
+        if (value && *value)
+            out += value;
+        else if (m[2].matched)
+            out += m[3].str();
+        else if (value)
+            out += value;
+        else
+            throw ConfigError(mark, "",
+                              "environment variable '" + m[1].str() +
+                                  "' is not set and has no default (write ${" + m[1].str() +
+                                  ":-default})");
     }
     out += text.substr(last);
     return out;
@@ -144,7 +162,8 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
     } catch (const YAML::Exception& e) {
         throw ConfigError(Mark{file, e.mark.line + 1, e.mark.column + 1}, "", e.msg);
     }
-    if (!root.IsMap()) throw ConfigError(Mark{file, 1, 1}, "", "expected a map with 'version' and 'pipelines'");
+    if (!root.IsMap())
+        throw ConfigError(Mark{file, 1, 1}, "", "expected a map with 'version' and 'pipelines'");
     for (const auto& assignment : overrides) apply_override(root, assignment);
     expand_tree(root, file);
 
@@ -161,9 +180,12 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
         }
     }
     const YAML::Node version = root["version"];
-    if (!version) throw ConfigError(Mark{file, 1, 1}, "", "missing required option 'version' (write 'version: 1')");
+    if (!version)
+        throw ConfigError(Mark{file, 1, 1}, "",
+                          "missing required option 'version' (write 'version: 1')");
     if (!version.IsScalar() || version.Scalar() != "1")
-        throw ConfigError(mark_of(version, file), "version", "unsupported version (this kbridge reads version 1)");
+        throw ConfigError(mark_of(version, file), "version",
+                          "unsupported version (this kbridge reads version 1)");
 
     auto defaults = [&](const char* key, const OptionTable& table) {
         const YAML::Node node = root[key];
@@ -172,6 +194,7 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
     config.kafka = defaults("kafka", kKafkaDefaults);
     config.redis = defaults("redis", kRedisDefaults);
     config.postgres = defaults("postgres", kPostgresDefaults);
+    if (root["lock"]) config.lock = defaults("lock", kLock);
 
     const YAML::Node pipelines = root["pipelines"];
     if (!pipelines || !pipelines.IsSequence() || pipelines.size() == 0)
@@ -182,18 +205,23 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
     for (size_t i = 0; i < pipelines.size(); ++i) {
         const std::string path_i = "pipelines[" + std::to_string(i) + "]";
         const YAML::Node node = pipelines[i];
-        if (!node.IsMap()) throw ConfigError(mark_of(node, file), path_i, "expected a map with name, source and sink");
+        if (!node.IsMap())
+            throw ConfigError(mark_of(node, file), path_i,
+                              "expected a map with name, source and sink");
         // Checks the pipeline's own keys; its blocks are checked by their connectors.
         Options own(node, kPipeline, file, path_i);
         PipelineConfig p;
         p.name = own.str("name");
         p.mark = mark_of(node, file);
         if (!std::regex_match(p.name, kName))
-            throw own.error("name", "'" + p.name + "' may only contain letters, digits, '_', '.' and '-'");
-        if (!seen.insert(p.name).second) throw own.error("name", "duplicate pipeline name '" + p.name + "'");
+            throw own.error("name",
+                            "'" + p.name + "' may only contain letters, digits, '_', '.' and '-'");
+        if (!seen.insert(p.name).second)
+            throw own.error("name", "duplicate pipeline name '" + p.name + "'");
         p.source = connector(node["source"], file, path_i + ".source");
         p.sink = connector(node["sink"], file, path_i + ".sink");
-        if (node["dead_letter"]) p.dead_letter = connector(node["dead_letter"], file, path_i + ".dead_letter");
+        if (node["dead_letter"])
+            p.dead_letter = connector(node["dead_letter"], file, path_i + ".dead_letter");
         config.pipelines.push_back(std::move(p));
     }
     return config;

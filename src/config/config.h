@@ -27,9 +27,10 @@ struct PipelineConfig {
 
 struct Config {
     std::string file;
-    Options kafka;     // defaults for every kafka source/sink
-    Options redis;     // defaults for every redis source/sink
-    Options postgres;  // defaults for every postgres source/sink
+    Options kafka;                // defaults for every kafka source/sink
+    Options redis;                // defaults for every redis source/sink
+    Options postgres;             // defaults for every postgres source/sink
+    std::optional<Options> lock;  // lock: {redis, ttl}
     std::vector<PipelineConfig> pipelines;
 };
 

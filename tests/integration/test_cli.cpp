@@ -256,5 +256,50 @@ TEST_F(CliWithServers, DryRunPrintsTheFirstRecordsAsTheyWouldBeWrittenAndTakesNo
     EXPECT_EQ(kcat_consume(kafka.bootstraps(), "ev.view").size(), 0u);
 }
 
+TEST_F(CliWithServers, ARedisLockKeepsOneRunPerPipelineAcrossHosts) {
+    const std::string path =
+        write("p.yaml",
+              "version: 1\nkafka: {brokers: '${KAFKA_BROKERS}'}\nredis: {url: '${REDIS_URL}'}\n"
+              "lock: {redis: '${REDIS_URL}', ttl: 1500ms}\npipelines:\n"
+              "  - name: nightly\n    source: {type: redis_list, key: jobs}\n    sink: {type: "
+              "kafka, topic: jobs}\n");
+    // Two hosts, as far as the flock is concerned: each run has a state dir of its own.
+    Process first({KBRIDGE_BINARY, "run", path, "--state-dir", dir.file("host-a")},
+                  dir.path().string(), env());
+    auto held = [&] {
+        return redis.client().command({"EXISTS", "kbridge:lock:nightly"})->integer == 1;
+    };
+    for (int i = 0; i < 200 && !held(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ASSERT_TRUE(held()) << first.err();
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(2000));  // past the ttl: it is being renewed
+    RunResult second = kbridge({"run", path, "--once", "--state-dir", dir.file("host-b")}, env());
+    EXPECT_EQ(second.code, 75) << second.err;
+    EXPECT_NE(
+        second.err.find("nightly is already running (pid " + std::to_string(first.pid()) + " on "),
+        std::string::npos)
+        << second.err;
+    EXPECT_NE(second.err.find("lock kbridge:lock:nightly in redis://"), std::string::npos)
+        << second.err;
+    first.signal(SIGTERM);
+    EXPECT_EQ(first.wait(), 0) << first.err();
+    EXPECT_FALSE(held());  // released at the end of the run
+
+    // A holder killed outright lets go when the ttl runs out.
+    Process killed({KBRIDGE_BINARY, "run", path, "--state-dir", dir.file("host-a")},
+                   dir.path().string(), env());
+    for (int i = 0; i < 200 && !held(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    killed.signal(SIGKILL);
+    killed.wait();
+    EXPECT_EQ(kbridge({"run", path, "--once", "--state-dir", dir.file("host-b")}, env()).code, 75);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1600));
+    redis.push("jobs", make_events(0, 3));
+    second = kbridge({"run", path, "--once", "--state-dir", dir.file("host-b")}, env());
+    EXPECT_EQ(second.code, 0) << second.err;
+    EXPECT_EQ(redis.llen("jobs"), 0);
+}
+
 }  // namespace
 }  // namespace kbridge::test
