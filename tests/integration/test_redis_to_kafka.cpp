@@ -183,7 +183,9 @@ TEST_F(RedisToKafka, AFailedDeliveryIsNeverSwallowed) {
     redis.push(list, make_events(0, total));
     for (int broker = 1; broker <= kafka.broker_count(); ++broker)
         rd_kafka_mock_broker_set_down(kafka.cluster(), broker);
-    const RunResult r = run_kbridge({"run", config(), "--once", "--set", "kafka.properties.message.timeout.ms=1500"},
+    // No broker check at start (connect_timeout 0): the delivery reports must say it.
+    const RunResult r = run_kbridge({"run", config(), "--once", "--set", "kafka.properties.message.timeout.ms=1500",
+                                     "--set", "pipelines.events.sink.connect_timeout=0"},
                                     dir.path().string(), env());
     for (int broker = 1; broker <= kafka.broker_count(); ++broker)
         rd_kafka_mock_broker_set_up(kafka.cluster(), broker);

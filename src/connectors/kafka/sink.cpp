@@ -20,7 +20,7 @@ const OptionTable kOptions = with_csv_options({
     {"properties", OptionType::StringMap, "",
      "librdkafka producer properties (over kafka.properties)"},
     {"connect_timeout", OptionType::Duration, "10s",
-     "how long a --once run waits for the brokers before failing"},
+     "how long a --once run waits for the brokers before failing (0: no check)"},
 });
 
 // Broker or client refusals that will never succeed for this record, whatever the retries.
@@ -111,6 +111,7 @@ void KafkaSink::connect() {
     now_ms_ = wall_clock_ms();
     // Without this a --once run against unreachable brokers would wait out message.timeout.ms
     // (5 minutes) before the first delivery report said so.
+    if (connect_timeout_.count() == 0) return;
     const rd_kafka_metadata_t* metadata = nullptr;
     const rd_kafka_resp_err_t err =
         rd_kafka_metadata(rk, 0, nullptr, &metadata, static_cast<int>(connect_timeout_.count()));
