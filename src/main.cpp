@@ -39,6 +39,24 @@ int main(int argc, char** argv) {
     validate_cmd->add_option("config", validate_config, "pipeline file")->required();
     validate_cmd->add_option("--set", validate_overrides, "override a config value: PATH=VALUE");
 
+    TopicsArgs topics;
+    auto* topics_cmd =
+        app.add_subcommand("topics", "list, describe, create, delete or alter Kafka topics");
+    topics_cmd->add_option("action", topics.action, "list | describe | create | delete | alter")
+        ->required()
+        ->check(CLI::IsMember({"list", "describe", "create", "delete", "alter"}));
+    topics_cmd->add_option("topic", topics.topic, "topic name (all but list)");
+    topics_cmd->add_option("--brokers", topics.brokers,
+                           "bootstrap servers (default: the config's, else localhost:9092)");
+    topics_cmd->add_option("--config-file", topics.config,
+                           "take brokers and properties from this pipeline file");
+    topics_cmd->add_option("--partitions", topics.partitions,
+                           "create: partitions; alter: the new total");
+    topics_cmd->add_option("--replication-factor", topics.replication_factor,
+                           "create: replicas per partition");
+    topics_cmd->add_option("--config", topics.configs,
+                           "topic config NAME=VALUE (repeatable; create, alter)");
+
     std::string check_config;
     std::vector<std::string> check_overrides;
     auto* check_cmd =
@@ -83,6 +101,7 @@ int main(int argc, char** argv) {
     if (run_cmd->parsed()) return run_command(run);
     if (validate_cmd->parsed()) return validate_command(validate_config, validate_overrides);
     if (check_cmd->parsed()) return check_command(check_config, check_overrides);
+    if (topics_cmd->parsed()) return topics_command(topics);
     if (state_cmd->parsed()) return state_command(state);
     if (dev_cmd->parsed()) return dev_kafka_command(dev);
     if (version_cmd->parsed()) return version_command();

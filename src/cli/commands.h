@@ -23,6 +23,17 @@ struct RunArgs {
     bool dry_run = false;      // print the first records as they would be written, nothing else
 };
 
+struct TopicsArgs {
+    std::string action;  // list | describe | create | delete | alter
+    std::string topic;
+    std::string brokers;  // over the pipeline file's kafka.brokers
+    std::string config;   // a pipeline file whose kafka block to use
+    int partitions = -1;
+    int replication_factor = -1;       // -1: the brokers' default
+    std::vector<std::string> configs;  // NAME=VALUE
+};
+int topics_command(const TopicsArgs& args);
+
 struct DevKafkaArgs {
     int brokers = 3;
     std::vector<std::string> topics;  // NAME[:PARTITIONS]

@@ -255,5 +255,36 @@ TEST(Operations, NoSecretInAnyOutputEvenAtTraceLevel) {
     EXPECT_NE(all.find("postgresql://bridge:***@127.0.0.1"), std::string::npos) << all;
 }
 
+TEST(Operations, TopicsListAndDescribeForRealAndCreateFailsClearlyOnTheEmbeddedCluster) {
+    TempDir dir;
+    EmbeddedKafka kafka(3);
+    kafka.create_topic("orders", 3);
+    kafka.create_topic("audit", 1);
+    RunResult r =
+        run_kbridge({"topics", "list", "--brokers", kafka.bootstraps()}, dir.path().string());
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, "audit\norders\n");
+    r = run_kbridge({"topics", "describe", "orders", "--brokers", kafka.bootstraps()},
+                    dir.path().string());
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("Topic: orders\tPartitionCount: 3\t"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("\tTopic: orders\tPartition: 2\tLeader: "), std::string::npos) << r.out;
+    r = run_kbridge({"topics", "describe", "missing", "--brokers", kafka.bootstraps()},
+                    dir.path().string());
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.err.find("topic missing does not exist"), std::string::npos) << r.err;
+    // The mock cluster does not answer CreateTopics: the error must say so, naming the topic.
+    r = run_kbridge({"topics", "create", "fresh", "--partitions", "6", "--replication-factor", "1",
+                     "--config", "retention.ms=60000", "--brokers", kafka.bootstraps()},
+                    dir.path().string());
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_NE(r.err.find("kbridge: topics create: create: "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("never answers admin requests"), std::string::npos) << r.err;
+    EXPECT_EQ(
+        run_kbridge({"topics", "create", "--brokers", kafka.bootstraps()}, dir.path().string())
+            .code,
+        2);
+}
+
 }  // namespace
 }  // namespace kbridge::test
