@@ -7,7 +7,8 @@ KBRIDGE_PACKAGES=(
     g++ cmake ninja-build pkg-config libgtest-dev
     librdkafka-dev libhiredis-dev libpqxx-dev libcli11-dev libyaml-cpp-dev libspdlog-dev
     libsimdjson-dev libsystemd-dev
-    redis-server postgresql kcat python3-confluent-kafka python3-kafka python3-redis time procps
+    redis-server postgresql kcat python3-confluent-kafka python3-kafka python3-redis
+    python3-prometheus-client time procps
 )
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <stdexcept>
 
 namespace kbridge {
@@ -17,6 +18,33 @@ std::string escaped(const std::string& text) {
     for (const char c : text) {
         if (c == '\\' || c == '"') out += '\\';
         out += c;
+    }
+    return out;
+}
+
+std::string batch_latency_histogram(const std::vector<std::unique_ptr<PipelineRunner>>& runners) {
+    std::string out =
+        "# HELP kbridge_batch_latency_seconds Seconds from reading a batch to acknowledging it "
+        "at the source.\n# TYPE kbridge_batch_latency_seconds histogram\n";
+    for (const auto& r : runners) {
+        const PipelineStats& s = r->stats();
+        const std::string pipeline = "pipeline=\"" + escaped(r->name()) + "\"";
+        uint64_t cumulative = 0;
+        for (size_t i = 0; i <= std::size(PipelineStats::kLatencyBounds); ++i) {
+            cumulative += s.latency_buckets[i];
+            char bound[32];
+            if (i < std::size(PipelineStats::kLatencyBounds))
+                std::snprintf(bound, sizeof bound, "%g", PipelineStats::kLatencyBounds[i]);
+            else
+                std::snprintf(bound, sizeof bound, "+Inf");
+            out += "kbridge_batch_latency_seconds_bucket{" + pipeline + ",le=\"" + bound + "\"} " +
+                   std::to_string(cumulative) + "\n";
+        }
+        char sum[32];
+        std::snprintf(sum, sizeof sum, "%.6f", s.latency_sum_us / 1e6);
+        out += "kbridge_batch_latency_seconds_sum{" + pipeline + "} " + sum + "\n";
+        out += "kbridge_batch_latency_seconds_count{" + pipeline + "} " +
+               std::to_string(cumulative) + "\n";
     }
     return out;
 }
@@ -36,6 +64,8 @@ std::string prometheus_text(const std::vector<std::unique_ptr<PipelineRunner>>& 
          [](const PipelineStats& s) -> uint64_t { return s.delivered; }},
         {"kbridge_records_dead_lettered_total", "Records sent to the dead-letter sink.",
          [](const PipelineStats& s) -> uint64_t { return s.dead_lettered; }},
+        {"kbridge_records_retried_total", "Records written again after a transient error.",
+         [](const PipelineStats& s) -> uint64_t { return s.retried; }},
     };
     std::string out;
     for (const auto& m : kCounters) {
@@ -52,6 +82,16 @@ std::string prometheus_text(const std::vector<std::unique_ptr<PipelineRunner>>& 
         std::snprintf(seconds, sizeof seconds, "%.3f", r->elapsed_seconds());
         out += "kbridge_run_seconds{pipeline=\"" + escaped(r->name()) + "\"} " + seconds + "\n";
     }
+    out +=
+        "# HELP kbridge_source_lag_records Records waiting in the source (list length, consumer "
+        "lag, rows not yet exported).\n# TYPE kbridge_source_lag_records gauge\n";
+    for (const auto& r : runners) {
+        const int64_t lag = r->stats().lag;
+        if (lag >= 0)
+            out += "kbridge_source_lag_records{pipeline=\"" + escaped(r->name()) + "\"} " +
+                   std::to_string(lag) + "\n";
+    }
+    out += batch_latency_histogram(runners);
     return out;
 }
 

@@ -56,6 +56,7 @@ int PipelineRunner::run(const std::atomic<bool>& stop) {
         stats_.connected = true;
         while (!stop.load() && !fatal_) {
             beat();
+            sample_lag(false);
             if (in_flight_ >= settings_.max_in_flight) {
                 poll(milliseconds(50));
                 continue;
@@ -79,6 +80,7 @@ int PipelineRunner::run(const std::atomic<bool>& stop) {
         fatal_ = true;
     }
     drain();
+    sample_lag(true);
     try {
         source_->close();
     } catch (const std::exception& e) {
@@ -105,6 +107,26 @@ int64_t PipelineRunner::steady_ms() {
         .count();
 }
 
+void PipelineRunner::observe_latency(int64_t read_ms) {
+    const double seconds = (steady_ms() - read_ms) / 1000.0;
+    size_t bucket = 0;
+    while (bucket < std::size(PipelineStats::kLatencyBounds) &&
+           seconds > PipelineStats::kLatencyBounds[bucket])
+        ++bucket;
+    ++stats_.latency_buckets[bucket];
+    stats_.latency_sum_us += static_cast<uint64_t>(seconds * 1e6);
+}
+
+// Asked from the run loop (sources are not thread-safe), about once a second.
+void PipelineRunner::sample_lag(bool now) {
+    const int64_t at = steady_ms();
+    if (!now && at - last_sample_ms_ < 1000) return;
+    last_sample_ms_ = at;
+    const auto lag = source_->lag();
+    stats_.lag = lag ? static_cast<int64_t>(*lag) : -1;
+    stats_.retried = sink_->retried() + (dead_letter_ ? dead_letter_->retried() : 0);
+}
+
 void PipelineRunner::beat() {
     stats_.heartbeat_ms.store(steady_ms(), std::memory_order_relaxed);
 }
@@ -113,6 +135,7 @@ void PipelineRunner::dispatch(Batch& batch) {
     auto state = std::make_unique<BatchState>();
     BatchState* raw = state.get();
     raw->pending = batch.records.size();
+    raw->read_ms = steady_ms();
     raw->ack = std::move(batch.ack);
     batches_.push_back(std::move(state));
     in_flight_ += batch.records.size();
@@ -271,6 +294,7 @@ void PipelineRunner::ack_completed() {
         BatchState& front = *batches_.front();
         try {
             if (front.ack) front.ack();
+            observe_latency(front.read_ms);
         } catch (const std::exception& e) {
             // Not acknowledged: the records stay in the source and are sent again next run.
             stop_batch(&front,

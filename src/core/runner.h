@@ -6,6 +6,7 @@
 #include <chrono>
 #include <deque>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,7 +18,8 @@
 namespace kbridge {
 
 struct BatchState {
-    size_t pending = 0;  // records without a final outcome yet
+    size_t pending = 0;   // records without a final outcome yet
+    int64_t read_ms = 0;  // steady clock when it was read, for the latency histogram
     bool failed = false;
     std::function<void()> ack;
 };
@@ -29,6 +31,13 @@ struct PipelineStats {
     double seconds = 0;
     std::atomic<bool> connected{false};    // every connector of the pipeline is connected
     std::atomic<int64_t> heartbeat_ms{0};  // steady clock of the run loop's last turn (watchdog)
+    // Seconds from reading a batch to acknowledging it: counts per upper bound (the last: +Inf).
+    static constexpr double kLatencyBounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                0.5,   1,    2.5,   5,    10};
+    std::atomic<uint64_t> latency_buckets[std::size(kLatencyBounds) + 1] = {};
+    std::atomic<uint64_t> latency_sum_us{0};
+    std::atomic<int64_t> lag{-1};  // Source::lag(); -1: unknown
+    std::atomic<uint64_t> retried{0};
 };
 
 struct RunSettings {
@@ -82,6 +91,8 @@ class PipelineRunner : private DeliveryListener {
     void show_progress(bool final_line);
     size_t in_flight() const { return in_flight_; }
     void beat();
+    void observe_latency(int64_t read_ms);
+    void sample_lag(bool now);
 
     std::string name_;
     std::unique_ptr<Source> source_;
@@ -95,6 +106,7 @@ class PipelineRunner : private DeliveryListener {
     size_t in_flight_ = 0;
     bool fatal_ = false;
     size_t previewed_ = 0;
+    int64_t last_sample_ms_ = 0;
     PipelineStats stats_;
     std::optional<uint64_t> total_;
     std::chrono::steady_clock::time_point started_, last_progress_;

@@ -60,9 +60,12 @@ class Sink {
     virtual std::string describe() const = 0;
     // Set when the sink keeps Kafka offsets with its data (exactly_once).
     virtual OffsetStore* offset_store() { return nullptr; }
+    // Records written again after a transient error (connection lost, serialization failure).
+    uint64_t retried() const { return retried_; }
 
   protected:
     DeliveryListener* listener_ = nullptr;
+    uint64_t retried_ = 0;
     bool dead_letter_available_ = false;
 };
 

@@ -31,6 +31,9 @@ class Source {
     virtual void close() {}
     // Records still waiting in the source, for progress; none when unknown.
     virtual std::optional<uint64_t> backlog() { return std::nullopt; }
+    // Records behind (list length, consumer lag, rows not yet exported) from what the source
+    // learnt on its read path, without a request of its own; for metrics. None: unknown.
+    virtual std::optional<uint64_t> lag() { return std::nullopt; }
     virtual Format format() const = 0;
     // True when every value is a JSON object by construction (PostgreSQL's row_to_json): it
     // then needs parsing only if a sink reads its fields.

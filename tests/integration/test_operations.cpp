@@ -1,6 +1,8 @@
 // Operations: systemd's notify protocol (with a socket of our own standing in for systemd), the
 // metrics file and the JSON summary.
 #include <gtest/gtest.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -88,6 +90,29 @@ TEST(Operations, TellsSystemdReadyStatusStoppingAndWritesMetricsAndStatsAtExit) 
         << text;
     EXPECT_NE(text.find("kbridge_records_read_total{pipeline=\"follow\"} 500\n"), std::string::npos)
         << text;
+    // Read back by Prometheus's own parser: every batch acknowledged is in the latency histogram,
+    // and the drained list leaves no lag.
+    const std::string families = shell(
+        "/usr/bin/python3 -c 'import sys\n"
+        "from prometheus_client.parser import text_string_to_metric_families as parse\n"
+        "for f in parse(open(sys.argv[1]).read()):\n"
+        "  for s in f.samples:\n"
+        "    if s.name in (\"kbridge_batch_latency_seconds_count\", "
+        "\"kbridge_source_lag_records\",\n"
+        "                  \"kbridge_records_retried_total\") or s.labels.get(\"le\") == "
+        "\"+Inf\":\n"
+        "      print(s.name, int(s.value))' " +
+        metrics);
+    EXPECT_NE(families.find("kbridge_records_retried_total 0\n"), std::string::npos) << families;
+    EXPECT_NE(families.find("kbridge_source_lag_records 0\n"), std::string::npos) << families;
+    const auto count_at = families.find("kbridge_batch_latency_seconds_count ");
+    ASSERT_NE(count_at, std::string::npos) << families;
+    const std::string count =
+        families.substr(count_at + 36, families.find('\n', count_at) - count_at - 36);
+    EXPECT_GT(std::stoi(count), 0) << families;
+    EXPECT_NE(families.find("kbridge_batch_latency_seconds_bucket " + count + "\n"),
+              std::string::npos)
+        << families;
     const std::string parsed = shell(
         "/usr/bin/python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))[\"pipelines\"][0];"
         " print(p[\"name\"], p[\"written\"], p[\"exit_code\"])' " +
@@ -206,6 +231,52 @@ TEST(Operations, MetricsScrapedMidRunShowGrowingCounters) {
     EXPECT_EQ(scrape(port, "/nothing").substr(0, 4), "404\n");
     run.signal(SIGTERM);
     EXPECT_EQ(run.wait(), 0) << run.err();
+}
+
+// With every broker down, the run stops taking from the list once its in-flight limit (50,000
+// records) is reached: the list length it last saw is the lag, until the brokers come back.
+TEST(Operations, SourceLagShowsWhatWaitsWhileTheBrokersAreDown) {
+    TempDir dir;
+    RedisServer redis(dir);
+    EmbeddedKafka kafka(1);
+    const std::string path = dir.file("p.yaml");
+    write_file(
+        path,
+        "version: 1\nkafka: {brokers: '${KAFKA_BROKERS}'}\nredis: {url: "
+        "'${REDIS_URL}'}\npipelines:\n"
+        "  - name: stuck\n    source: {type: redis_list, key: jobs}\n    sink: {type: kafka, "
+        "topic: jobs, connect_timeout: 0}\n");
+    redis.push("jobs", make_events(0, 80000));
+    rd_kafka_mock_broker_set_down(kafka.cluster(), 1);
+    const int port = free_port();
+    Process run({KBRIDGE_BINARY, "run", path, "--metrics-port", std::to_string(port)},
+                dir.path().string(),
+                {{"KAFKA_BROKERS", kafka.bootstraps()}, {"REDIS_URL", redis.url()}});
+    auto lag = [&]() -> long {
+        const std::string text = scrape(port, "/metrics");
+        const std::string name = "kbridge_source_lag_records{pipeline=\"stuck\"} ";
+        const auto at = text.find(name);
+        return at == std::string::npos ? -1 : std::stol(text.substr(at + name.size()));
+    };
+    // Settled: the in-flight limit is reached and the list no longer shrinks. The lag is the
+    // length the last move saw; a move sent ahead may have taken one more batch since.
+    long seen = -1;
+    for (int i = 0; i < 100; ++i) {
+        std::this_thread::sleep_for(200ms);
+        const long now = lag();
+        if (now > 0 && now == seen) break;
+        seen = now;
+    }
+    EXPECT_GT(seen, 0) << run.err();
+    EXPECT_LE(seen, 30000) << run.err();
+    EXPECT_LE(redis.llen("jobs"), seen);
+    EXPECT_GE(redis.llen("jobs"), seen - 1000);
+    rd_kafka_mock_broker_set_up(kafka.cluster(), 1);
+    for (int i = 0; i < 500 && lag() != 0; ++i) std::this_thread::sleep_for(40ms);
+    EXPECT_EQ(lag(), 0) << scrape(port, "/metrics");
+    run.signal(SIGTERM);
+    EXPECT_EQ(run.wait(), 0) << run.err();
+    EXPECT_EQ(message_count(kafka.bootstraps(), "jobs"), 80000);
 }
 
 TEST(Operations, NoSecretInAnyOutputEvenAtTraceLevel) {

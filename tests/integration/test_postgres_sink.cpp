@@ -330,9 +330,14 @@ TEST_F(KafkaToPostgres, StdinToKafkaToStdoutPipesLines) {
         std::string("version: 1\nkafka: {brokers: '${KAFKA_BROKERS}'}\npipelines:\n"
                     "  - name: out\n    source:\n      type: kafka\n      topics: [lines]\n") +
             kConsumer + "    sink: {type: stdout}\n");
-    Process consumer({KBRIDGE_BINARY, "run", to_stdout, "--once", "--state-dir", dir.file("state")},
+    Process consumer({KBRIDGE_BINARY, "run", to_stdout, "--once", "--state-dir", dir.file("state"),
+                      "--metrics-file", dir.file("out.prom")},
                      dir.path().string(), env());
     ASSERT_EQ(consumer.wait(), 0) << consumer.err();
+    // Read up to the high watermarks: the consumer lag the fetches reported is gone.
+    EXPECT_NE(read_file(dir.file("out.prom")).find("kbridge_source_lag_records{pipeline=\"out\"} 0\n"),
+              std::string::npos)
+        << read_file(dir.file("out.prom"));
     std::set<long long> ids;
     std::istringstream lines(consumer.out());
     std::string line;

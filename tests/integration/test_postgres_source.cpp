@@ -261,7 +261,8 @@ namespace {
 TEST_F(PostgresToKafka, FollowModePollsForNewRowsAndStopsCleanly) {
     pg.exec("CREATE TABLE events (id bigserial PRIMARY KEY, note text); INSERT INTO events (note) VALUES ('a'), ('b')");
     const std::string path = config("      table: events\n      mode: incrementing\n      incrementing_column: id\n      poll_interval: 200ms\n");
-    Process follow({KBRIDGE_BINARY, "run", path, "--state-dir", dir.file("state")}, dir.path().string(), env());
+    Process follow({KBRIDGE_BINARY, "run", path, "--state-dir", dir.file("state"), "--metrics-file", dir.file("rows.prom")},
+                   dir.path().string(), env());
     auto wait_for = [&](int64_t count) {
         const auto deadline = std::chrono::steady_clock::now() + 20s;
         while (message_count(kafka.bootstraps(), "rows") < count) {
@@ -275,6 +276,8 @@ TEST_F(PostgresToKafka, FollowModePollsForNewRowsAndStopsCleanly) {
     follow.signal(SIGTERM);
     ASSERT_EQ(follow.wait(10s), 0) << follow.err();
     expect_each_once(ids(), 1, 52);
+    EXPECT_NE(read_file(dir.file("rows.prom")).find("kbridge_source_lag_records{pipeline=\"p\"} 0\n"), std::string::npos)
+        << read_file(dir.file("rows.prom"));
     // The position was saved at the stop: a --once run finds nothing new.
     const RunResult again = run(path);
     EXPECT_NE(again.err.find("read 0, delivered 0"), std::string::npos) << again.err;

@@ -302,6 +302,28 @@ bool KafkaSource::all_done() const {
                        [](const auto& a) { return a.second.done; });
 }
 
+// Messages not yet read in the assigned partitions: the high watermarks the fetches brought
+// back against the read positions, both known locally.
+std::optional<uint64_t> KafkaSource::lag() {
+    if (assigned_.empty()) return std::nullopt;
+    KafkaPartitionList positions(
+        rd_kafka_topic_partition_list_new(static_cast<int>(assigned_.size())));
+    for (const auto& [tp, a] : assigned_)
+        rd_kafka_topic_partition_list_add(positions.get(), tp.first.c_str(), tp.second);
+    if (rd_kafka_position(consumer_.get(), positions.get())) return std::nullopt;
+    uint64_t lag = 0;
+    for (int i = 0; i < positions->cnt; ++i) {
+        const auto& p = positions->elems[i];
+        int64_t low = -1, high = -1;
+        if (rd_kafka_get_watermark_offsets(consumer_.get(), p.topic, p.partition, &low, &high) ||
+            high < 0)
+            return std::nullopt;  // no fetch answered yet
+        const int64_t from = p.offset >= 0 ? p.offset : std::max<int64_t>(low, 0);
+        if (high > from) lag += static_cast<uint64_t>(high - from);
+    }
+    return lag;
+}
+
 ReadStatus KafkaSource::read(Batch& batch, milliseconds wait) {
     check_fatal();
     const auto now = std::chrono::steady_clock::now();

@@ -41,6 +41,7 @@ class KafkaSource : public Source {
     ReadStatus read(Batch& batch, std::chrono::milliseconds wait) override;
     void close() override;
     std::optional<uint64_t> backlog() override { return backlog_; }
+    std::optional<uint64_t> lag() override;
     Format format() const override { return settings_.format; }
     std::string describe() const override;
     bool use_offset_store(OffsetStore* store) override;

@@ -669,6 +669,7 @@ void PostgresTableSink::flush() {
                              settings_.table, error, attempt, kMaxAttempts, backoff.count());
                 std::this_thread::sleep_for(backoff);
                 backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+                retried_ += pending_.size();
                 continue;
             }
             for (const auto& p : pending_) listener_->failed(p.batch, error);

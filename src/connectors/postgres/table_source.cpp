@@ -13,9 +13,13 @@ const OptionTable kOptions = {
     {"url", OptionType::String, "", "libpq URI or key=value conninfo (default: postgres.url)"},
     {"table", OptionType::String, "", "schema.table to export (or query)"},
     {"query", OptionType::String, "", "a SELECT to export instead of a table (bulk mode)"},
-    {"mode", OptionType::Choice, "bulk", "bulk | incrementing | timestamp | timestamp+incrementing",
+    {"mode",
+     OptionType::Choice,
+     "bulk",
+     "bulk | incrementing | timestamp | timestamp+incrementing",
      {"bulk", "incrementing", "timestamp", "timestamp+incrementing"}},
-    {"incrementing_column", OptionType::String, "", "a strictly increasing column, e.g. a serial id"},
+    {"incrementing_column", OptionType::String, "",
+     "a strictly increasing column, e.g. a serial id"},
     {"timestamp_column", OptionType::String, "", "a column set to the time of each insert/update"},
     {"columns", OptionType::StringList, "", "columns to export (default: all)"},
     {"where", OptionType::String, "", "an SQL condition rows must meet"},
@@ -38,32 +42,41 @@ PostgresTableSource::Mode parse_mode(const std::string& text) {
 
 }  // namespace
 
-const OptionTable& postgres_table_options() { return kOptions; }
+const OptionTable& postgres_table_options() {
+    return kOptions;
+}
 
-std::unique_ptr<Source> make_postgres_table_source(const Options& options, const ConnectorContext& ctx) {
+std::unique_ptr<Source> make_postgres_table_source(const Options& options,
+                                                   const ConnectorContext& ctx) {
     PostgresTableSource::Settings s;
     s.url = options.has("url") ? options.str("url") : ctx.config.postgres.str("url");
-    if (s.url.empty()) throw options.error("url", "no PostgreSQL URL: set url here or postgres.url");
+    if (s.url.empty())
+        throw options.error("url", "no PostgreSQL URL: set url here or postgres.url");
     s.table = options.str("table");
     s.query = options.str("query");
-    if (s.table.empty() == s.query.empty()) throw options.error("table", "give either table or query");
+    if (s.table.empty() == s.query.empty())
+        throw options.error("table", "give either table or query");
     s.mode = parse_mode(options.str("mode"));
     s.incrementing_column = options.str("incrementing_column");
     s.timestamp_column = options.str("timestamp_column");
     using Mode = PostgresTableSource::Mode;
-    if ((s.mode == Mode::Incrementing || s.mode == Mode::TimestampIncrementing) && s.incrementing_column.empty())
+    if ((s.mode == Mode::Incrementing || s.mode == Mode::TimestampIncrementing) &&
+        s.incrementing_column.empty())
         throw options.error("mode", "mode " + options.str("mode") + " needs incrementing_column");
-    if ((s.mode == Mode::Timestamp || s.mode == Mode::TimestampIncrementing) && s.timestamp_column.empty())
+    if ((s.mode == Mode::Timestamp || s.mode == Mode::TimestampIncrementing) &&
+        s.timestamp_column.empty())
         throw options.error("mode", "mode " + options.str("mode") + " needs timestamp_column");
     if (s.mode != Mode::Bulk && !s.query.empty())
-        throw options.error("query", "incremental modes read a table: rows committed late are found by "
-                                     "their transaction ids, which a query does not have");
+        throw options.error("query",
+                            "incremental modes read a table: rows committed late are found by "
+                            "their transaction ids, which a query does not have");
     s.columns = options.string_list("columns");
     s.where = options.str("where");
     s.key_columns = options.string_list("key_columns");
     if (!s.columns.empty()) {
         auto require = [&](const std::string& column, const char* option) {
-            if (!column.empty() && std::find(s.columns.begin(), s.columns.end(), column) == s.columns.end())
+            if (!column.empty() &&
+                std::find(s.columns.begin(), s.columns.end(), column) == s.columns.end())
                 throw options.error("columns", "lacks '" + column + "', the " + option);
         };
         require(s.incrementing_column, "incrementing_column");
@@ -71,7 +84,8 @@ std::unique_ptr<Source> make_postgres_table_source(const Options& options, const
         for (const auto& k : s.key_columns) require(k, "key column");
     }
     const int64_t fetch_size = options.integer("fetch_size");
-    if (fetch_size < 1 || fetch_size > 100000) throw options.error("fetch_size", "must be between 1 and 100000");
+    if (fetch_size < 1 || fetch_size > 100000)
+        throw options.error("fetch_size", "must be between 1 and 100000");
     s.fetch_size = static_cast<size_t>(fetch_size);
     s.poll_interval = options.duration("poll_interval");
     s.once = ctx.once;
@@ -81,7 +95,9 @@ std::unique_ptr<Source> make_postgres_table_source(const Options& options, const
 }
 
 PostgresTableSource::PostgresTableSource(Settings settings)
-    : settings_(std::move(settings)), conn_(settings_.url), store_(settings_.state_dir, settings_.pipeline) {}
+    : settings_(std::move(settings)),
+      conn_(settings_.url),
+      store_(settings_.state_dir, settings_.pipeline) {}
 
 std::string PostgresTableSource::describe() const {
     return "postgres_table:" + (settings_.table.empty() ? std::string("query") : settings_.table);
@@ -92,35 +108,42 @@ void PostgresTableSource::connect() {
     conn_.exec("SET datestyle = 'ISO, YMD'");  // positions are read back as literals
     if (!settings_.table.empty()) {
         // Named here, before any COPY: the server's own message would not say which option.
-        const PgResult found = conn_.exec_params("SELECT to_regclass($1) IS NOT NULL", {conn_.quote_table(settings_.table)});
+        const PgResult found = conn_.exec_params("SELECT to_regclass($1) IS NOT NULL",
+                                                 {conn_.quote_table(settings_.table)});
         if (std::string(PQgetvalue(found.get(), 0, 0)) != "t")
-            throw PostgresError("postgres " + conn_.redacted_url() + ": table '" + settings_.table + "' does not exist");
+            throw PostgresError("postgres " + conn_.redacted_url() + ": table '" + settings_.table +
+                                "' does not exist");
         std::vector<std::string> wanted = settings_.columns;
         for (const auto* c : {&settings_.incrementing_column, &settings_.timestamp_column})
             if (!c->empty()) wanted.push_back(*c);
         for (const auto& c : settings_.key_columns) wanted.push_back(c);
         for (const auto& column : wanted) {
             const PgResult exists = conn_.exec_params(
-                "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2 AND attnum > 0 AND NOT attisdropped",
+                "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2 AND "
+                "attnum > 0 AND NOT attisdropped",
                 {conn_.quote_table(settings_.table), column});
             if (PQntuples(exists.get()) == 0)
-                throw PostgresError("postgres " + conn_.redacted_url() + ": table '" + settings_.table +
-                                    "' has no column '" + column + "'");
+                throw PostgresError("postgres " + conn_.redacted_url() + ": table '" +
+                                    settings_.table + "' has no column '" + column + "'");
         }
     }
     key_columns_ = settings_.key_columns;
     if (key_columns_.empty() && !settings_.table.empty()) {
         const PgResult pk = conn_.exec_params(
-            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
-            "WHERE i.indrelid = to_regclass($1) AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)",
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND "
+            "a.attnum = ANY(i.indkey) "
+            "WHERE i.indrelid = to_regclass($1) AND i.indisprimary ORDER BY "
+            "array_position(i.indkey, a.attnum)",
             {conn_.quote_table(settings_.table)});
-        for (int i = 0; i < PQntuples(pk.get()); ++i) key_columns_.push_back(PQgetvalue(pk.get(), i, 0));
+        for (int i = 0; i < PQntuples(pk.get()); ++i)
+            key_columns_.push_back(PQgetvalue(pk.get(), i, 0));
     }
     if (incremental()) {
         if (auto stored = store_.load()) position_ = *stored;
         if (!position_.empty()) {
             std::string shown;
-            for (const auto& [name, value] : position_) shown += (shown.empty() ? "" : ", ") + name + "=" + value;
+            for (const auto& [name, value] : position_)
+                shown += (shown.empty() ? "" : ", ") + name + "=" + value;
             spdlog::info("postgres_table {}: resuming after {}", settings_.table, shown);
         }
     }
@@ -136,7 +159,8 @@ void PostgresTableSource::describe_columns() {
     for (int i = 0; i < PQnfields(shape.get()); ++i) {
         const std::string name = PQfname(shape.get(), i);
         for (const auto& c : columns)
-            if (c.name == name) return;  // duplicate names: only row_to_json knows what to make of them
+            if (c.name == name)
+                return;  // duplicate names: only row_to_json knows what to make of them
         column_types_.push_back(PQftype(shape.get(), i));
         column_names_.push_back(name);
         columns.push_back({name, RowJson::kind_of(PQftype(shape.get(), i))});
@@ -148,17 +172,21 @@ std::string PostgresTableSource::inner_select(const std::string& where) {
     std::string select_list = "*";
     if (!settings_.columns.empty()) {
         select_list.clear();
-        for (const auto& c : settings_.columns) select_list += (select_list.empty() ? "" : ", ") + conn_.quote_identifier(c);
+        for (const auto& c : settings_.columns)
+            select_list += (select_list.empty() ? "" : ", ") + conn_.quote_identifier(c);
     }
-    const std::string from = settings_.table.empty() ? "(" + settings_.query + ") src" : conn_.quote_table(settings_.table) + " src";
+    const std::string from = settings_.table.empty() ? "(" + settings_.query + ") src"
+                                                     : conn_.quote_table(settings_.table) + " src";
     return "SELECT " + select_list + " FROM " + from + where;
 }
 
 std::optional<uint64_t> PostgresTableSource::backlog() {
     if (settings_.table.empty() || incremental()) return std::nullopt;
-    const PgResult estimate = conn_.exec_params("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass($1)",
-                                                {conn_.quote_table(settings_.table)});
-    const long long rows = PQntuples(estimate.get()) ? std::atoll(PQgetvalue(estimate.get(), 0, 0)) : -1;
+    const PgResult estimate =
+        conn_.exec_params("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass($1)",
+                          {conn_.quote_table(settings_.table)});
+    const long long rows =
+        PQntuples(estimate.get()) ? std::atoll(PQgetvalue(estimate.get(), 0, 0)) : -1;
     if (rows < 0) return std::nullopt;  // never analyzed
     return static_cast<uint64_t>(rows);
 }
@@ -172,7 +200,8 @@ std::string PostgresTableSource::position_condition() {
     };
     switch (settings_.mode) {
         case Mode::Incrementing:
-            if (auto v = value(kIncrementing)) return column(settings_.incrementing_column) + " > " + *v;
+            if (auto v = value(kIncrementing))
+                return column(settings_.incrementing_column) + " > " + *v;
             break;
         case Mode::Timestamp:
             if (auto v = value(kTimestamp)) return column(settings_.timestamp_column) + " > " + *v;
@@ -180,11 +209,12 @@ std::string PostgresTableSource::position_condition() {
         case Mode::TimestampIncrementing: {
             auto ts = value(kTimestamp), inc = value(kIncrementing);
             if (ts && inc)
-                return "(" + column(settings_.timestamp_column) + ", " + column(settings_.incrementing_column) +
-                       ") > (" + *ts + ", " + *inc + ")";
+                return "(" + column(settings_.timestamp_column) + ", " +
+                       column(settings_.incrementing_column) + ") > (" + *ts + ", " + *inc + ")";
             break;
         }
-        case Mode::Bulk: break;
+        case Mode::Bulk:
+            break;
     }
     return "TRUE";
 }
@@ -194,7 +224,7 @@ static std::string xid_literal(const std::string& xid8) {
     return "'" + std::to_string(std::stoull(xid8) % 4294967296ULL) + "'::xid";
 }
 
-std::string PostgresTableSource::copy_statement(const std::string& snapshot_xmin) {
+std::string PostgresTableSource::export_condition(const std::string& snapshot_xmin) {
     std::vector<std::string> conditions;
     if (!settings_.where.empty()) conditions.push_back("(" + settings_.where + ")");
     if (incremental()) {
@@ -211,7 +241,10 @@ std::string PostgresTableSource::copy_statement(const std::string& snapshot_xmin
     }
     std::string where;
     for (const auto& c : conditions) where += (where.empty() ? " WHERE " : " AND ") + c;
+    return where;
+}
 
+std::string PostgresTableSource::copy_statement(const std::string& where) {
     auto t = [&](const std::string& name) { return "t." + conn_.quote_identifier(name); };
     std::string key = "NULL::text";
     if (key_columns_.size() == 1) {
@@ -219,7 +252,8 @@ std::string PostgresTableSource::copy_statement(const std::string& snapshot_xmin
     } else if (key_columns_.size() > 1) {
         key = "json_build_object(";
         for (size_t i = 0; i < key_columns_.size(); ++i)
-            key += (i ? ", " : "") + conn_.quote_literal(key_columns_[i]) + ", " + t(key_columns_[i]);
+            key +=
+                (i ? ", " : "") + conn_.quote_literal(key_columns_[i]) + ", " + t(key_columns_[i]);
         key += ")::text";
     }
     std::string order;
@@ -234,10 +268,13 @@ std::string PostgresTableSource::copy_statement(const std::string& snapshot_xmin
             positions = ", NULL::text, " + t(settings_.timestamp_column) + "::text";
             break;
         case Mode::TimestampIncrementing:
-            order = " ORDER BY " + t(settings_.timestamp_column) + ", " + t(settings_.incrementing_column);
-            positions = ", " + t(settings_.incrementing_column) + "::text, " + t(settings_.timestamp_column) + "::text";
+            order = " ORDER BY " + t(settings_.timestamp_column) + ", " +
+                    t(settings_.incrementing_column);
+            positions = ", " + t(settings_.incrementing_column) + "::text, " +
+                        t(settings_.timestamp_column) + "::text";
             break;
-        case Mode::Bulk: break;
+        case Mode::Bulk:
+            break;
     }
     // t.*: a column named t would take the place of a bare t.
     std::string values = ", row_to_json(t.*)::text";
@@ -245,11 +282,13 @@ std::string PostgresTableSource::copy_statement(const std::string& snapshot_xmin
         values.clear();
         for (size_t i = 0; i < column_names_.size(); ++i) {
             const std::string column = t(column_names_[i]);
-            values += ", " + (RowJson::sent_as_text(column_types_[i]) ? column + "::text" : "to_json(" + column + ")::text");
+            values +=
+                ", " + (RowJson::sent_as_text(column_types_[i]) ? column + "::text"
+                                                                : "to_json(" + column + ")::text");
         }
     }
-    return "COPY (SELECT " + key + positions + values + " FROM (" + inner_select(where) + ") t" + order +
-           ") TO STDOUT (FORMAT binary)";
+    return "COPY (SELECT " + key + positions + values + " FROM (" + inner_select(where) + ") t" +
+           order + ") TO STDOUT (FORMAT binary)";
 }
 
 void PostgresTableSource::start_export() {
@@ -258,9 +297,25 @@ void PostgresTableSource::start_export() {
     conn_.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     const PgResult snapshot = conn_.exec("SELECT pg_snapshot_xmin(pg_current_snapshot())::text");
     export_horizon_ = PQgetvalue(snapshot.get(), 0, 0);
-    conn_.copy_out(copy_statement(export_horizon_));
+    const std::string where = export_condition(export_horizon_);
+    export_rows_ = std::nullopt;
+    if (!incremental()) {
+        export_rows_ = backlog();
+    } else if (exported_once_) {
+        // A poll after the first export reads only what is new, so counting it first is cheap.
+        const PgResult count = conn_.exec("SELECT count(*) FROM (" + inner_select(where) + ") t");
+        export_rows_ = std::strtoull(PQgetvalue(count.get(), 0, 0), nullptr, 10);
+    }
+    export_rows_read_ = 0;
+    conn_.copy_out(copy_statement(where));
     read_position_ = position_;
     exporting_ = true;
+}
+
+std::optional<uint64_t> PostgresTableSource::lag() {
+    if (!exporting_) return exported_once_ ? std::optional<uint64_t>(0) : std::nullopt;
+    if (!export_rows_) return std::nullopt;
+    return *export_rows_ > export_rows_read_ ? *export_rows_ - export_rows_read_ : 0;
 }
 
 ReadStatus PostgresTableSource::read(Batch& batch, std::chrono::milliseconds wait) {
@@ -268,7 +323,8 @@ ReadStatus PostgresTableSource::read(Batch& batch, std::chrono::milliseconds wai
         if (exported_once_ && settings_.once) return ReadStatus::End;
         const auto now = std::chrono::steady_clock::now();
         if (exported_once_ && now < next_export_) {
-            std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(wait, next_export_ - now));
+            std::this_thread::sleep_for(
+                std::min<std::chrono::nanoseconds>(wait, next_export_ - now));
             return ReadStatus::Idle;
         }
         start_export();
@@ -284,9 +340,12 @@ ReadStatus PostgresTableSource::read(Batch& batch, std::chrono::milliseconds wai
             break;
         }
         const size_t start = batch.storage.size();
-        if (row_json_) row_json_->append(fields_, 3, batch.storage);
-        else batch.storage.insert(batch.storage.end(), fields_[3]->begin(), fields_[3]->end());
+        if (row_json_)
+            row_json_->append(fields_, 3, batch.storage);
+        else
+            batch.storage.insert(batch.storage.end(), fields_[3]->begin(), fields_[3]->end());
         values.push_back({start, batch.storage.size() - start});
+        ++export_rows_read_;
         if (fields_[0]) {
             key_places.push_back({keys.size(), fields_[0]->size()});
             keys.insert(keys.end(), fields_[0]->begin(), fields_[0]->end());
@@ -305,7 +364,8 @@ ReadStatus PostgresTableSource::read(Batch& batch, std::chrono::milliseconds wai
     for (size_t i = 0; i < values.size(); ++i) {
         batch.records[i].value.emplace(batch.storage.data() + values[i].first, values[i].second);
         if (key_places[i].first != SIZE_MAX)
-            batch.records[i].key.emplace(batch.storage.data() + keys_at + key_places[i].first, key_places[i].second);
+            batch.records[i].key.emplace(batch.storage.data() + keys_at + key_places[i].first,
+                                         key_places[i].second);
     }
     if (incremental()) {
         Position reached = read_position_;

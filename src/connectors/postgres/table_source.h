@@ -19,10 +19,11 @@
 namespace kbridge {
 
 const OptionTable& postgres_table_options();
-std::unique_ptr<Source> make_postgres_table_source(const Options& options, const ConnectorContext& ctx);
+std::unique_ptr<Source> make_postgres_table_source(const Options& options,
+                                                   const ConnectorContext& ctx);
 
 class PostgresTableSource : public Source {
-public:
+  public:
     enum class Mode { Bulk, Incrementing, Timestamp, TimestampIncrementing };
     struct Settings {
         std::string url;
@@ -46,13 +47,17 @@ public:
     ReadStatus read(Batch& batch, std::chrono::milliseconds wait) override;
     void close() override;
     std::optional<uint64_t> backlog() override;
+    // Rows of the export in progress not read yet (bulk: from the planner's estimate); 0
+    // between follow-mode polls, as of the last one.
+    std::optional<uint64_t> lag() override;
     Format format() const override { return Format::Json; }
     bool values_are_valid_json() const override { return true; }
     std::string describe() const override;
 
-private:
+  private:
     void start_export();
-    std::string copy_statement(const std::string& snapshot_xmin);
+    std::string export_condition(const std::string& snapshot_xmin);
+    std::string copy_statement(const std::string& where);
     std::string inner_select(const std::string& where);
     void describe_columns();
     std::string position_condition();
@@ -70,8 +75,10 @@ private:
     std::vector<Oid> column_types_;
     std::vector<std::string> column_names_;
     bool exporting_ = false;
-    std::string export_horizon_;  // the snapshot xmin of the export in progress
-    Position read_position_;      // of the last row read
+    std::string export_horizon_;           // the snapshot xmin of the export in progress
+    std::optional<uint64_t> export_rows_;  // its size, when known
+    uint64_t export_rows_read_ = 0;
+    Position read_position_;  // of the last row read
     std::chrono::steady_clock::time_point next_export_;
     bool exported_once_ = false;
     std::vector<std::optional<std::string_view>> fields_;

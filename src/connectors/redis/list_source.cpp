@@ -121,12 +121,18 @@ std::optional<uint64_t> RedisListSource::backlog() {
     return client_.command({"LLEN", settings_.key})->integer + left_records_;
 }
 
+std::optional<uint64_t> RedisListSource::lag() {
+    if (!list_length_) return std::nullopt;
+    return *list_length_ + left_records_;
+}
+
 void RedisListSource::send_move() {
     pending_batch_key_ = redis_batch_key(settings_.key, settings_.consumer, next_seq_++);
     replies_before_move_ = client_.replies_pending();
     client_.send({"EVALSHA", move_sha_, "3", settings_.key, pending_batch_key_, in_flight_key_,
                   std::to_string(settings_.batch_size), settings_.pop_left ? "ASC" : "DESC"});
     client_.send({"LRANGE", pending_batch_key_, "0", "-1"});
+    client_.send({"LLEN", settings_.key});  // for metrics, without a round trip of its own
     move_pending_ = true;
 }
 
@@ -136,8 +142,7 @@ void RedisListSource::receive_move(Batch& batch) {
     try {
         client_.reply();
     } catch (const RedisError& e) {
-        if (client_.replies_pending())
-            client_.reply();  // the LRANGE sent with it, if still connected
+        while (client_.replies_pending()) client_.reply();  // LRANGE and LLEN sent with it
         if (std::string(e.what()).find("NOSCRIPT") == std::string::npos) throw;
         // The server restarted or flushed its scripts since connect(): load it, move again.
         move_sha_ = client_.command({"SCRIPT", "LOAD", kMoveScript})->str;
@@ -145,6 +150,7 @@ void RedisListSource::receive_move(Batch& batch) {
         return receive_move(batch);
     }
     take(batch);
+    list_length_ = static_cast<uint64_t>(client_.reply()->integer);
     if (!batch.records.empty()) set_ack(batch, pending_batch_key_);
 }
 

@@ -39,6 +39,7 @@ class RedisListSource : public Source {
     ReadStatus read(Batch& batch, std::chrono::milliseconds wait) override;
     void close() override;
     std::optional<uint64_t> backlog() override;
+    std::optional<uint64_t> lag() override;
     Format format() const override { return settings_.format; }
     std::string worker() const override { return settings_.consumer; }
     std::string describe() const override { return "redis_list:" + settings_.key; }
@@ -59,6 +60,7 @@ class RedisListSource : public Source {
     std::string move_sha_;
     std::deque<std::string> left_by_last_run_;  // batch keys found at connect, sent first
     uint64_t left_records_ = 0;
+    std::optional<uint64_t> list_length_;  // after the last move
     uint64_t next_seq_ = 0;
     // A move sent ahead, so Redis works while the previous batch is dispatched: its records are
     // already in their batch list.

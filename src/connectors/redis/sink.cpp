@@ -222,6 +222,7 @@ void RedisSink::flush() {
                          settings_.key.text(), e.what(), attempt, kMaxAttempts, backoff.count());
             std::this_thread::sleep_for(backoff);
             backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+            retried_ += pending_.size();
         }
     }
     for (size_t i = 0; i < pending_.size(); ++i) {
