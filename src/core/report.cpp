@@ -66,6 +66,9 @@ std::string prometheus_text(const std::vector<std::unique_ptr<PipelineRunner>>& 
          [](const PipelineStats& s) -> uint64_t { return s.dead_lettered; }},
         {"kbridge_records_retried_total", "Records written again after a transient error.",
          [](const PipelineStats& s) -> uint64_t { return s.retried; }},
+        {"kbridge_reconnects_total",
+         "Follow mode: times an endpoint was found unreachable and connected to again.",
+         [](const PipelineStats& s) -> uint64_t { return s.reconnects; }},
     };
     std::string out;
     for (const auto& m : kCounters) {
@@ -82,6 +85,12 @@ std::string prometheus_text(const std::vector<std::unique_ptr<PipelineRunner>>& 
         std::snprintf(seconds, sizeof seconds, "%.3f", r->elapsed_seconds());
         out += "kbridge_run_seconds{pipeline=\"" + escaped(r->name()) + "\"} " + seconds + "\n";
     }
+    out +=
+        "# HELP kbridge_connected 1 while every endpoint of the pipeline is connected.\n# TYPE "
+        "kbridge_connected gauge\n";
+    for (const auto& r : runners)
+        out += "kbridge_connected{pipeline=\"" + escaped(r->name()) + "\"} " +
+               (r->stats().connected ? "1" : "0") + "\n";
     out +=
         "# HELP kbridge_source_lag_records Records waiting in the source (list length, consumer "
         "lag, rows not yet exported).\n# TYPE kbridge_source_lag_records gauge\n";

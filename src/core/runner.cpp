@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <thread>
 
 namespace kbridge {
 namespace {
@@ -48,41 +49,35 @@ int PipelineRunner::run(const std::atomic<bool>& stop) {
     started_ = last_progress_ = std::chrono::steady_clock::now();
     started_ms_ = steady_ms();
     beat();
-    try {
-        source_->connect();
-        sink_->connect();
-        if (dead_letter_) dead_letter_->connect();
-        if (settings_.progress) total_ = source_->backlog();
-        stats_.connected = true;
-        while (!stop.load() && !fatal_) {
-            beat();
-            sample_lag(false);
-            if (in_flight_ >= settings_.max_in_flight) {
-                poll(milliseconds(50));
-                continue;
+    milliseconds backoff(1000);
+    while (!stop.load() && !fatal_) {
+        try {
+            connect_endpoints();
+            backoff = milliseconds(1000);
+            loop(stop);
+            break;
+        } catch (const std::exception& e) {
+            const std::string unreachable = unreachable_endpoint();
+            if (settings_.once || unreachable.empty()) {
+                spdlog::error("pipeline {}: {}", name_, e.what());
+                fatal_ = true;
+                break;
             }
-            Batch batch;
-            // Block in the source only when nothing awaits a delivery report.
-            const ReadStatus status =
-                source_->read(batch, in_flight_ ? milliseconds(0) : milliseconds(500));
-            if (status == ReadStatus::End) break;
-            if (status == ReadStatus::Records && settings_.dry_run_records) {
-                preview(batch);
-                if (previewed_ >= settings_.dry_run_records) break;
-                continue;
-            }
-            if (status == ReadStatus::Records) dispatch(batch);
-            poll(milliseconds(status == ReadStatus::Idle && in_flight_ ? 10 : 0));
-            if (settings_.progress) show_progress(false);
+            // Follow mode outlives an endpoint's outage: what was read is settled, the source
+            // gives again what it could not acknowledge, and the connection is retried.
+            stats_.connected = false;
+            ++stats_.reconnects;
+            spdlog::warn("pipeline {}: {} is unreachable: {}; retrying in {} s", name_, unreachable,
+                         e.what(), backoff.count() / 1000.0);
+            settle_after_loss();
+            wait_for(stop, backoff);
+            backoff = std::min(backoff * 2, milliseconds(30000));
         }
-    } catch (const std::exception& e) {
-        spdlog::error("pipeline {}: {}", name_, e.what());
-        fatal_ = true;
     }
     drain();
     sample_lag(true);
     try {
-        source_->close();
+        if (source_connected_) source_->close();
     } catch (const std::exception& e) {
         spdlog::error("pipeline {}: closing {}: {}", name_, source_->describe(), e.what());
         fatal_ = true;
@@ -92,6 +87,100 @@ int PipelineRunner::run(const std::atomic<bool>& stop) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     finished_ = true;
     return fatal_ ? 1 : 0;
+}
+
+// Connects what is not connected yet: after an outage, only the endpoint that was lost.
+void PipelineRunner::connect_endpoints() {
+    const bool first = !ever_connected_;
+    if (!source_connected_) {
+        source_->connect();
+        source_connected_ = true;
+    }
+    if (!sink_connected_) {
+        sink_->connect();
+        sink_connected_ = true;
+    }
+    if (dead_letter_ && !dead_letter_connected_) {
+        dead_letter_->connect();
+        dead_letter_connected_ = true;
+    }
+    if (first && settings_.progress) total_ = source_->backlog();
+    if (!first) spdlog::info("pipeline {}: connected again", name_);
+    ever_connected_ = true;
+    stats_.connected = true;
+}
+
+void PipelineRunner::loop(const std::atomic<bool>& stop) {
+    while (!stop.load() && !fatal_) {
+        beat();
+        sample_lag(false);
+        if (in_flight_ >= settings_.max_in_flight) {
+            poll(milliseconds(50));
+            continue;
+        }
+        Batch batch;
+        // Block in the source only when nothing awaits a delivery report.
+        const ReadStatus status =
+            source_->read(batch, in_flight_ ? milliseconds(0) : milliseconds(500));
+        if (status == ReadStatus::End) break;
+        if (status == ReadStatus::Records && settings_.dry_run_records) {
+            preview(batch);
+            if (previewed_ >= settings_.dry_run_records) break;
+            continue;
+        }
+        if (status == ReadStatus::Records) dispatch(batch);
+        poll(milliseconds(status == ReadStatus::Idle && in_flight_ ? 10 : 0));
+        if (settings_.progress) show_progress(false);
+    }
+}
+
+// Names the endpoint whose connection was lost (or never made), marking it for reconnecting;
+// empty when the error was of another kind (a missing table, a refused password, ...).
+std::string PipelineRunner::unreachable_endpoint() {
+    std::string lost;
+    auto check = [&](bool& connected, bool reachable, const std::string& what) {
+        if (reachable) return;
+        connected = false;
+        lost += (lost.empty() ? "" : ", ") + what;
+    };
+    check(source_connected_, source_->reachable(), source_->describe());
+    check(sink_connected_, sink_->reachable(), sink_->describe());
+    if (dead_letter_)
+        check(dead_letter_connected_, dead_letter_->reachable(), dead_letter_->describe());
+    return lost;
+}
+
+// After losing an endpoint: lets the sinks finish what they took, acknowledges what still can
+// be, and forgets the rest, which the source gives again once connected (as after a crash:
+// duplicates possible, no loss).
+void PipelineRunner::settle_after_loss() {
+    while (records_pending()) {
+        beat();
+        sink_->poll(milliseconds(100));
+        if (dead_letter_) dead_letter_->poll(milliseconds(0));
+    }
+    try {
+        ack_completed();
+    } catch (const std::exception& e) {
+        spdlog::warn("pipeline {}: {} records will be read again: {}", name_, in_flight_, e.what());
+    }
+    if (fatal_) return;
+    batches_.clear();
+    in_flight_ = 0;
+}
+
+void PipelineRunner::wait_for(const std::atomic<bool>& stop, milliseconds pause) {
+    const auto until = std::chrono::steady_clock::now() + pause;
+    while (!stop.load() && std::chrono::steady_clock::now() < until) {
+        beat();  // retrying is this loop's work: the watchdog must not kill it
+        std::this_thread::sleep_for(milliseconds(50));
+    }
+}
+
+bool PipelineRunner::records_pending() const {
+    for (const auto& b : batches_)
+        if (b->pending) return true;
+    return false;
 }
 
 double PipelineRunner::elapsed_seconds() const {
@@ -296,6 +385,8 @@ void PipelineRunner::ack_completed() {
             if (front.ack) front.ack();
             observe_latency(front.read_ms);
         } catch (const std::exception& e) {
+            // Lost the source in follow mode: the run loop reconnects and reads them again.
+            if (!settings_.once && !source_->reachable()) throw;
             // Not acknowledged: the records stay in the source and are sent again next run.
             stop_batch(&front,
                        std::string("acknowledging to ") + source_->describe() + ": " + e.what());
@@ -309,13 +400,8 @@ void PipelineRunner::ack_completed() {
 
 void PipelineRunner::drain() {
     // Every accepted record gets a report (librdkafka's message.timeout.ms bounds the wait).
-    auto pending = [&] {
-        for (const auto& b : batches_)
-            if (b->pending) return true;
-        return false;
-    };
     try {
-        while (pending()) {
+        while (records_pending()) {
             beat();
             poll(milliseconds(100));
             if (settings_.progress) show_progress(false);

@@ -38,6 +38,7 @@ struct PipelineStats {
     std::atomic<uint64_t> latency_sum_us{0};
     std::atomic<int64_t> lag{-1};  // Source::lag(); -1: unknown
     std::atomic<uint64_t> retried{0};
+    std::atomic<uint64_t> reconnects{0};  // follow mode: outages of an endpoint retried
 };
 
 struct RunSettings {
@@ -88,6 +89,12 @@ class PipelineRunner : private DeliveryListener {
     void poll(std::chrono::milliseconds wait);
     void ack_completed();
     void drain();
+    void connect_endpoints();
+    void loop(const std::atomic<bool>& stop);
+    std::string unreachable_endpoint();
+    void settle_after_loss();
+    void wait_for(const std::atomic<bool>& stop, std::chrono::milliseconds pause);
+    bool records_pending() const;
     void show_progress(bool final_line);
     size_t in_flight() const { return in_flight_; }
     void beat();
@@ -107,6 +114,10 @@ class PipelineRunner : private DeliveryListener {
     bool fatal_ = false;
     size_t previewed_ = 0;
     int64_t last_sample_ms_ = 0;
+    bool ever_connected_ = false;
+    bool source_connected_ = false;
+    bool sink_connected_ = false;
+    bool dead_letter_connected_ = false;
     PipelineStats stats_;
     std::optional<uint64_t> total_;
     std::chrono::steady_clock::time_point started_, last_progress_;

@@ -58,6 +58,9 @@ class Sink {
     // Serves delivery reports, waiting up to `wait` for one.
     virtual void poll(std::chrono::milliseconds wait) = 0;
     virtual std::string describe() const = 0;
+    // False once the connection to the endpoint is lost or was never made: after such an error
+    // a follow-mode run connects again instead of stopping.
+    virtual bool reachable() const { return true; }
     // Set when the sink keeps Kafka offsets with its data (exactly_once).
     virtual OffsetStore* offset_store() { return nullptr; }
     // Records written again after a transient error (connection lost, serialization failure).

@@ -40,6 +40,9 @@ class Source {
     virtual bool values_are_valid_json() const { return false; }
     // Names the source in dead-letter headers and logs, e.g. "redis_list:user_behavior".
     virtual std::string describe() const = 0;
+    // False once the connection to the endpoint is lost or was never made: after such an error
+    // a follow-mode run connects again instead of stopping.
+    virtual bool reachable() const { return true; }
     // Which of several parallel workers of one pipeline this is (redis_list's consumer); each
     // worker holds its own lock. Empty: one run per pipeline.
     virtual std::string worker() const { return ""; }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <thread>
 
@@ -277,6 +278,62 @@ TEST(Operations, SourceLagShowsWhatWaitsWhileTheBrokersAreDown) {
     run.signal(SIGTERM);
     EXPECT_EQ(run.wait(), 0) << run.err();
     EXPECT_EQ(message_count(kafka.bootstraps(), "jobs"), 80000);
+}
+
+// Follow mode outlives a Redis outage: it says so in the log and the metrics, connects again
+// with backoff, and nothing pushed before, during or after the outage is lost.
+TEST(Operations, FollowModeRetriesAnUnreachableRedisAndLosesNothing) {
+    TempDir dir;
+    RedisServer redis(dir);
+    EmbeddedKafka kafka(1);
+    const std::string path = dir.file("p.yaml");
+    write_file(path,
+               "version: 1\nkafka: {brokers: '${KAFKA_BROKERS}'}\nredis: {url: "
+               "'${REDIS_URL}'}\npipelines:\n"
+               "  - name: outage\n    source: {type: redis_list, key: jobs, batch_size: 100}\n"
+               "    sink: {type: kafka, topic: jobs}\n");
+    const int port = free_port();
+    Process run({KBRIDGE_BINARY, "run", path, "--metrics-port", std::to_string(port)},
+                dir.path().string(),
+                {{"KAFKA_BROKERS", kafka.bootstraps()}, {"REDIS_URL", redis.url()}});
+    auto eventually = [&](const std::function<bool()>& done) {
+        for (int i = 0; i < 500; ++i) {
+            if (done()) return true;
+            std::this_thread::sleep_for(40ms);
+        }
+        return false;
+    };
+    auto metric = [&](const std::string& sample) {
+        return scrape(port, "/metrics").find(sample + "\n") != std::string::npos;
+    };
+    redis.push("jobs", make_events(0, 1000));
+    ASSERT_TRUE(eventually([&] { return message_count(kafka.bootstraps(), "jobs") >= 1000; }))
+        << run.err();
+
+    redis.stop();
+    EXPECT_TRUE(eventually([&] {
+        return metric("kbridge_reconnects_total{pipeline=\"outage\"} 2");
+    })) << scrape(port, "/metrics")
+        << run.err();
+    EXPECT_TRUE(metric("kbridge_connected{pipeline=\"outage\"} 0"));
+    EXPECT_EQ(scrape(port, "/health").substr(0, 4), "503\n");
+    EXPECT_NE(run.err().find("redis_list:jobs is unreachable"), std::string::npos) << run.err();
+    EXPECT_NE(run.err().find("retrying in 2 s"), std::string::npos) << run.err();
+    EXPECT_TRUE(run.running());
+
+    redis.start();
+    redis.push("jobs", make_events(1000, 3000));
+    EXPECT_TRUE(eventually([&] { return metric("kbridge_connected{pipeline=\"outage\"} 1"); }))
+        << run.err();
+    EXPECT_TRUE(eventually([&] { return redis.llen("jobs") == 0; })) << run.err();
+    run.signal(SIGTERM);
+    EXPECT_EQ(run.wait(), 0) << run.err();
+    std::map<long long, int> seen;
+    for (const auto& m : kcat_consume(kafka.bootstraps(), "jobs")) ++seen[event_id(m.value)];
+    EXPECT_EQ(seen.size(), 3000u);
+    EXPECT_EQ(seen.begin()->first, 0);
+    EXPECT_EQ(seen.rbegin()->first, 2999);
+    EXPECT_EQ(redis.lrange("jobs:inflight:outage"), std::vector<std::string>{});
 }
 
 TEST(Operations, NoSecretInAnyOutputEvenAtTraceLevel) {

@@ -289,6 +289,29 @@ TEST_F(PostgresToKafka, FollowModePollsForNewRowsAndStopsCleanly) {
 namespace kbridge::test {
 namespace {
 
+TEST_F(PostgresToKafka, FollowModeConnectsAgainWhenTheServerDropsItsConnection) {
+    pg.exec("CREATE TABLE events (id bigserial PRIMARY KEY, note text); INSERT INTO events (note) VALUES ('a'), ('b')");
+    const std::string path = config("      table: events\n      mode: incrementing\n      incrementing_column: id\n      poll_interval: 200ms\n");
+    Process follow({KBRIDGE_BINARY, "run", path, "--state-dir", dir.file("state")}, dir.path().string(), env());
+    auto wait_for = [&](int64_t count) {
+        const auto deadline = std::chrono::steady_clock::now() + 20s;
+        while (message_count(kafka.bootstraps(), "rows") < count) {
+            ASSERT_LT(std::chrono::steady_clock::now(), deadline) << follow.err();
+            std::this_thread::sleep_for(20ms);
+        }
+    };
+    wait_for(2);
+    // As an administrator or a failover would: every other session's connection is cut.
+    pg.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'");
+    pg.exec("INSERT INTO events (note) SELECT 'more' FROM generate_series(1, 50)");
+    wait_for(52);
+    follow.signal(SIGTERM);
+    ASSERT_EQ(follow.wait(10s), 0) << follow.err();
+    EXPECT_NE(follow.err().find("postgres_table:events is unreachable"), std::string::npos) << follow.err();
+    EXPECT_NE(follow.err().find("connected again"), std::string::npos) << follow.err();
+    expect_each_once(ids(), 1, 52);
+}
+
 TEST_F(PostgresToKafka, AQueryWithRepeatedColumnNamesStillGivesRowToJson) {
     pg.exec("CREATE TABLE a (id int PRIMARY KEY, v text); INSERT INTO a VALUES (1, 'x'), (2, 'y')");
     const RunResult r = run(config("      query: SELECT a.id, a.v, b.v FROM a JOIN a b ON b.id = a.id\n      key_columns: [id]\n"));

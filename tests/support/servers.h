@@ -10,7 +10,7 @@
 namespace kbridge::test {
 
 class RedisServer {
-public:
+  public:
     explicit RedisServer(const TempDir& dir);
     int port() const { return port_; }
     std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/0"; }
@@ -18,8 +18,12 @@ public:
     void push(const std::string& key, const std::vector<std::string>& values);
     long long llen(const std::string& key);
     std::vector<std::string> lrange(const std::string& key);
+    // An outage: SHUTDOWN SAVE, then a server on the same port loading what was saved.
+    void stop();
+    void start();
 
-private:
+  private:
+    std::string dir_;
     int port_;
     std::unique_ptr<Process> process_;
     RedisClient client_;

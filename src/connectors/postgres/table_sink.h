@@ -44,6 +44,7 @@ class PostgresTableSink : public Sink, private OffsetStore {
     bool needs_fields() const override;
     void poll(std::chrono::milliseconds wait) override;
     std::string describe() const override { return "postgres_table:" + settings_.table; }
+    bool reachable() const override { return conn_.is_connected(); }
     OffsetStore* offset_store() override { return settings_.exactly_once ? this : nullptr; }
 
   private:

@@ -104,6 +104,7 @@ std::string PostgresTableSource::describe() const {
 }
 
 void PostgresTableSource::connect() {
+    exporting_ = false;  // after an outage the export starts again from the acknowledged position
     conn_.connect();
     conn_.exec("SET datestyle = 'ISO, YMD'");  // positions are read back as literals
     if (!settings_.table.empty()) {

@@ -53,6 +53,7 @@ class PostgresTableSource : public Source {
     Format format() const override { return Format::Json; }
     bool values_are_valid_json() const override { return true; }
     std::string describe() const override;
+    bool reachable() const override { return conn_.is_connected(); }
 
   private:
     void start_export();

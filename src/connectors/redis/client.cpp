@@ -92,8 +92,13 @@ void RedisClient::connect(std::chrono::milliseconds timeout) {
                           ? redisConnectWithTimeout(url_.host.c_str(), url_.port, tv)
                           : redisConnectUnixWithTimeout(url_.unix_path.c_str(), tv);
     if (!c) throw RedisError("redis " + url_.redacted + ": out of memory");
+    pending_ = 0;
     context_.reset(c);
-    if (c->err) throw RedisError("redis " + url_.redacted + ": cannot connect: " + c->errstr);
+    if (c->err) {
+        const std::string error = c->errstr;
+        context_.reset();
+        throw RedisError("redis " + url_.redacted + ": cannot connect: " + error);
+    }
     // Commands may block (BLMOVE) for up to their own timeout; do not cut them short.
     timeval no_timeout{0, 0};
     redisSetTimeout(c, no_timeout);

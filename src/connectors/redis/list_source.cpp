@@ -95,6 +95,11 @@ RedisListSource::RedisListSource(Settings settings)
       client_(settings_.url) {}
 
 void RedisListSource::connect() {
+    // Also after an outage: what this worker had in flight is in its in-flight list again.
+    left_by_last_run_.clear();
+    left_records_ = 0;
+    move_pending_ = false;
+    replies_before_move_ = 0;
     client_.connect();
     move_sha_ = client_.command({"SCRIPT", "LOAD", kMoveScript})->str;
     const RedisReply names = client_.command({"LRANGE", in_flight_key_, "0", "-1"});

@@ -43,6 +43,7 @@ class RedisListSource : public Source {
     Format format() const override { return settings_.format; }
     std::string worker() const override { return settings_.consumer; }
     std::string describe() const override { return "redis_list:" + settings_.key; }
+    bool reachable() const override { return client_.connected(); }
 
   private:
     bool previewed_ = false;

@@ -42,6 +42,7 @@ class RedisSink : public Sink, private OffsetStore {
     bool needs_fields() const override;
     void poll(std::chrono::milliseconds wait) override;
     std::string describe() const override { return "redis:" + settings_.key.text(); }
+    bool reachable() const override { return client_.connected(); }
     OffsetStore* offset_store() override { return settings_.exactly_once ? this : nullptr; }
 
   private:
