@@ -154,15 +154,22 @@ std::string PipelineRunner::unreachable_endpoint() {
 // be, and forgets the rest, which the source gives again once connected (as after a crash:
 // duplicates possible, no loss).
 void PipelineRunner::settle_after_loss() {
-    while (records_pending()) {
-        beat();
-        sink_->poll(milliseconds(100));
-        if (dead_letter_) dead_letter_->poll(milliseconds(0));
+    try {
+        while (records_pending()) {
+            beat();
+            sink_->poll(milliseconds(100));
+            if (dead_letter_) dead_letter_->poll(milliseconds(0));
+        }
+    } catch (const std::exception& e) {
+        spdlog::error("pipeline {}: {}", name_, e.what());
+        fatal_ = true;  // the sink cannot say what became of its records: stop as after a crash
+        return;
     }
     try {
         ack_completed();
     } catch (const std::exception& e) {
-        spdlog::warn("pipeline {}: {} records will be read again: {}", name_, in_flight_, e.what());
+        spdlog::warn("pipeline {}: {} batches not acknowledged will be read again: {}", name_,
+                     batches_.size(), e.what());
     }
     if (fatal_) return;
     batches_.clear();
