@@ -88,8 +88,6 @@ TEST_F(KafkaToPostgres, UpsertsAndTombstonesEndAsTheLastRecordOfEachKey) {
     pg.exec(
         "CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL, \"Score\" numeric, tags "
         "text[], doc jsonb)");
-    pg.exec(
-        "INSERT INTO users VALUES (900, 'kept', 1, NULL, NULL), (901, 'deleted', 1, NULL, NULL)");
     std::vector<std::string> lines;
     for (int id = 1; id <= 100; ++id)
         lines.push_back(
@@ -103,19 +101,28 @@ TEST_F(KafkaToPostgres, UpsertsAndTombstonesEndAsTheLastRecordOfEachKey) {
     lines.push_back("5\t{\"id\":5,\"name\":\"back\",\"Score\":3}");
     lines.push_back("{\"id\":901}\t");  // a tombstone keyed by a JSON object
     produce(lines, "users");
-    const RunResult r = run(config(
-        "      table: users\n      mode: upsert\n      delete_on_tombstone: true\n", "", "users"));
-    ASSERT_EQ(r.code, 0) << r.err;
-    EXPECT_EQ(count("SELECT count(*) FROM users"), 100 - 10 + 1 + 1);
-    EXPECT_EQ(count("SELECT count(*) FROM users WHERE id BETWEEN 1 AND 10"), 1);
-    EXPECT_EQ(pg.scalar("SELECT name || ' ' || \"Score\" FROM users WHERE id = 5"), "back 3");
-    EXPECT_EQ(pg.scalar("SELECT name FROM users WHERE id = 20"), "tab\there \"quoted\"");
-    EXPECT_EQ(pg.scalar("SELECT \"Score\" FROM users WHERE id = 20"), "2");
-    EXPECT_EQ(pg.scalar("SELECT \"Score\"::text || ' ' || tags::text || ' ' || doc::text FROM "
-                        "users WHERE id = 60"),
-              "1.5 {a,\"b c\"} {\"v\": 1}");
-    EXPECT_EQ(count("SELECT count(*) FROM users WHERE id = 900"), 1);
-    EXPECT_EQ(count("SELECT count(*) FROM users WHERE id = 901"), 0);
+    // In one transaction (last wins within a batch), then in transactions of 7 records each
+    // (the stage table must start empty in every one).
+    for (const std::string batch : {"", "      batch_size: 7\n"}) {
+        SCOPED_TRACE(batch);
+        pg.exec(
+            "TRUNCATE users; INSERT INTO users VALUES (900, 'kept', 1, NULL, NULL), (901, "
+            "'deleted', 1, NULL, NULL)");
+        const RunResult r = run(config(
+            "      table: users\n      mode: upsert\n      delete_on_tombstone: true\n" + batch, "",
+            "users", "      group: upsert" + std::to_string(batch.size()) + "\n"));
+        ASSERT_EQ(r.code, 0) << r.err;
+        EXPECT_EQ(count("SELECT count(*) FROM users"), 100 - 10 + 1 + 1);
+        EXPECT_EQ(count("SELECT count(*) FROM users WHERE id BETWEEN 1 AND 10"), 1);
+        EXPECT_EQ(pg.scalar("SELECT name || ' ' || \"Score\" FROM users WHERE id = 5"), "back 3");
+        EXPECT_EQ(pg.scalar("SELECT name FROM users WHERE id = 20"), "tab\there \"quoted\"");
+        EXPECT_EQ(pg.scalar("SELECT \"Score\" FROM users WHERE id = 20"), "2");
+        EXPECT_EQ(pg.scalar("SELECT \"Score\"::text || ' ' || tags::text || ' ' || doc::text "
+                            "FROM users WHERE id = 60"),
+                  "1.5 {a,\"b c\"} {\"v\": 1}");
+        EXPECT_EQ(count("SELECT count(*) FROM users WHERE id = 900"), 1);
+        EXPECT_EQ(count("SELECT count(*) FROM users WHERE id = 901"), 0);
+    }
 }
 
 TEST_F(KafkaToPostgres, AnUpsertOfOnlyKeyColumnsDoesNothingOnConflict) {
@@ -335,8 +342,9 @@ TEST_F(KafkaToPostgres, StdinToKafkaToStdoutPipesLines) {
                      dir.path().string(), env());
     ASSERT_EQ(consumer.wait(), 0) << consumer.err();
     // Read up to the high watermarks: the consumer lag the fetches reported is gone.
-    EXPECT_NE(read_file(dir.file("out.prom")).find("kbridge_source_lag_records{pipeline=\"out\"} 0\n"),
-              std::string::npos)
+    EXPECT_NE(
+        read_file(dir.file("out.prom")).find("kbridge_source_lag_records{pipeline=\"out\"} 0\n"),
+        std::string::npos)
         << read_file(dir.file("out.prom"));
     std::set<long long> ids;
     std::istringstream lines(consumer.out());
