@@ -256,6 +256,10 @@ TEST_F(KafkaToPostgres, MissingTableOrColumnIsNamedAtStart) {
     RunResult r = run(config("      table: nowhere\n"));
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.err.find("\"nowhere\" does not exist"), std::string::npos) << r.err;
+    // Follow mode retries unreachable endpoints, not mistakes: it stops at once just the same.
+    Process follow(run_args(config("      table: nowhere\n"), false), dir.path().string(), env());
+    EXPECT_EQ(follow.wait(15s), 1) << follow.err();
+    EXPECT_EQ(follow.err().find("retrying"), std::string::npos) << follow.err();
     pg.exec("CREATE TABLE events (id bigint)");
     r = run(config("      table: events\n      mode: upsert\n"));
     EXPECT_EQ(r.code, 1);
