@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <iterator>
+#include <optional>
 #include <stdexcept>
 
 namespace kbridge {
@@ -52,53 +53,62 @@ std::string batch_latency_histogram(const std::vector<std::unique_ptr<PipelineRu
 }  // namespace
 
 std::string prometheus_text(const std::vector<std::unique_ptr<PipelineRunner>>& runners) {
-    struct Metric {
+    // One family per row: its value per pipeline as text, none to leave the pipeline out.
+    struct Family {
         const char* name;
+        const char* type;
         const char* help;
-        uint64_t (*value)(const PipelineStats&);
+        std::optional<std::string> (*value)(const PipelineRunner&);
     };
-    static const Metric kCounters[] = {
-        {"kbridge_records_read_total", "Records read from the pipeline's source.",
-         [](const PipelineStats& s) -> uint64_t { return s.read; }},
-        {"kbridge_records_written_total", "Records the sink made durable.",
-         [](const PipelineStats& s) -> uint64_t { return s.delivered; }},
-        {"kbridge_records_dead_lettered_total", "Records sent to the dead-letter sink.",
-         [](const PipelineStats& s) -> uint64_t { return s.dead_lettered; }},
-        {"kbridge_records_retried_total", "Records written again after a transient error.",
-         [](const PipelineStats& s) -> uint64_t { return s.retried; }},
-        {"kbridge_reconnects_total",
+    static const Family kFamilies[] = {
+        {"kbridge_records_read_total", "counter", "Records read from the pipeline's source.",
+         [](const PipelineRunner& r) -> std::optional<std::string> {
+             return std::to_string(r.stats().read);
+         }},
+        {"kbridge_records_written_total", "counter", "Records the sink made durable.",
+         [](const PipelineRunner& r) -> std::optional<std::string> {
+             return std::to_string(r.stats().delivered);
+         }},
+        {"kbridge_records_dead_lettered_total", "counter", "Records sent to the dead-letter sink.",
+         [](const PipelineRunner& r) -> std::optional<std::string> {
+             return std::to_string(r.stats().dead_lettered);
+         }},
+        {"kbridge_records_retried_total", "counter",
+         "Records written again after a transient error.",
+         [](const PipelineRunner& r) -> std::optional<std::string> {
+             return std::to_string(r.stats().retried);
+         }},
+        {"kbridge_reconnects_total", "counter",
          "Follow mode: times an endpoint was found unreachable and connected to again.",
-         [](const PipelineStats& s) -> uint64_t { return s.reconnects; }},
+         [](const PipelineRunner& r) -> std::optional<std::string> {
+             return std::to_string(r.stats().reconnects);
+         }},
+        {"kbridge_run_seconds", "gauge", "Seconds the pipeline has run.",
+         [](const PipelineRunner& r) -> std::optional<std::string> {
+             char seconds[32];
+             std::snprintf(seconds, sizeof seconds, "%.3f", r.elapsed_seconds());
+             return seconds;
+         }},
+        {"kbridge_connected", "gauge", "1 while every endpoint of the pipeline is connected.",
+         [](const PipelineRunner& r) -> std::optional<std::string> {
+             return r.stats().connected ? "1" : "0";
+         }},
+        {"kbridge_source_lag_records", "gauge",
+         "Records waiting in the source (list length, consumer lag, rows not yet exported).",
+         [](const PipelineRunner& r) -> std::optional<std::string> {
+             const int64_t lag = r.stats().lag;
+             if (lag < 0) return std::nullopt;  // unknown
+             return std::to_string(lag);
+         }},
     };
     std::string out;
-    for (const auto& m : kCounters) {
-        out += std::string("# HELP ") + m.name + " " + m.help + "\n# TYPE " + m.name + " counter\n";
+    for (const auto& f : kFamilies) {
+        out += std::string("# HELP ") + f.name + " " + f.help + "\n# TYPE " + f.name + " " +
+               f.type + "\n";
         for (const auto& r : runners)
-            out += std::string(m.name) + "{pipeline=\"" + escaped(r->name()) + "\"} " +
-                   std::to_string(m.value(r->stats())) + "\n";
-    }
-    out +=
-        "# HELP kbridge_run_seconds Seconds the pipeline has run.\n# TYPE kbridge_run_seconds "
-        "gauge\n";
-    for (const auto& r : runners) {
-        char seconds[32];
-        std::snprintf(seconds, sizeof seconds, "%.3f", r->elapsed_seconds());
-        out += "kbridge_run_seconds{pipeline=\"" + escaped(r->name()) + "\"} " + seconds + "\n";
-    }
-    out +=
-        "# HELP kbridge_connected 1 while every endpoint of the pipeline is connected.\n# TYPE "
-        "kbridge_connected gauge\n";
-    for (const auto& r : runners)
-        out += "kbridge_connected{pipeline=\"" + escaped(r->name()) + "\"} " +
-               (r->stats().connected ? "1" : "0") + "\n";
-    out +=
-        "# HELP kbridge_source_lag_records Records waiting in the source (list length, consumer "
-        "lag, rows not yet exported).\n# TYPE kbridge_source_lag_records gauge\n";
-    for (const auto& r : runners) {
-        const int64_t lag = r->stats().lag;
-        if (lag >= 0)
-            out += "kbridge_source_lag_records{pipeline=\"" + escaped(r->name()) + "\"} " +
-                   std::to_string(lag) + "\n";
+            if (const auto value = f.value(*r))
+                out += std::string(f.name) + "{pipeline=\"" + escaped(r->name()) + "\"} " + *value +
+                       "\n";
     }
     out += batch_latency_histogram(runners);
     return out;

@@ -75,7 +75,7 @@ int PipelineRunner::run(const std::atomic<bool>& stop) {
         }
     }
     drain();
-    sample_lag(true);
+    sample_gauges(true);
     try {
         if (source_connected_) source_->close();
     } catch (const std::exception& e) {
@@ -113,7 +113,7 @@ void PipelineRunner::connect_endpoints() {
 void PipelineRunner::loop(const std::atomic<bool>& stop) {
     while (!stop.load() && !fatal_) {
         beat();
-        sample_lag(false);
+        sample_gauges(false);
         if (in_flight_ >= settings_.max_in_flight) {
             poll(milliseconds(50));
             continue;
@@ -213,8 +213,9 @@ void PipelineRunner::observe_latency(int64_t read_ms) {
     stats_.latency_sum_us += static_cast<uint64_t>(seconds * 1e6);
 }
 
-// Asked from the run loop (sources are not thread-safe), about once a second.
-void PipelineRunner::sample_lag(bool now) {
+// The stats that connectors keep themselves, copied for the metrics thread from the run loop
+// (connectors are not thread-safe), about once a second.
+void PipelineRunner::sample_gauges(bool now) {
     const int64_t at = steady_ms();
     if (!now && at - last_sample_ms_ < 1000) return;
     last_sample_ms_ = at;

@@ -99,7 +99,7 @@ class PipelineRunner : private DeliveryListener {
     size_t in_flight() const { return in_flight_; }
     void beat();
     void observe_latency(int64_t read_ms);
-    void sample_lag(bool now);
+    void sample_gauges(bool now);
 
     std::string name_;
     std::unique_ptr<Source> source_;

@@ -57,23 +57,44 @@ class NotifySocket {
     std::string log_;
 };
 
-TEST(Operations, TellsSystemdReadyStatusStoppingAndWritesMetricsAndStatsAtExit) {
-    TempDir dir;
-    RedisServer redis(dir);
-    EmbeddedKafka kafka(1);
+// Pipeline `name` from the Redis list "jobs" to the Kafka topic "jobs"; `source` and `sink` add
+// options to their blocks. Returns the config's path.
+std::string jobs_pipeline(const TempDir& dir, const std::string& name,
+                          const std::string& source = "", const std::string& sink = "") {
     const std::string path = dir.file("p.yaml");
     write_file(path,
                "version: 1\nkafka: {brokers: '${KAFKA_BROKERS}'}\nredis: {url: "
                "'${REDIS_URL}'}\npipelines:\n"
-               "  - name: follow\n    source: {type: redis_list, key: jobs}\n    sink: {type: "
-               "kafka, topic: jobs}\n");
+               "  - name: " +
+                   name + "\n    source: {type: redis_list, key: jobs" + source +
+                   "}\n    sink: {type: kafka, topic: jobs" + sink + "}\n");
+    return path;
+}
+
+std::map<std::string, std::string> jobs_env(const EmbeddedKafka& kafka, const RedisServer& redis) {
+    return {{"KAFKA_BROKERS", kafka.bootstraps()}, {"REDIS_URL", redis.url()}};
+}
+
+// Asks `done` every 40 ms for up to 20 s.
+bool eventually(const std::function<bool()>& done) {
+    for (int i = 0; i < 500; ++i) {
+        if (done()) return true;
+        std::this_thread::sleep_for(40ms);
+    }
+    return false;
+}
+
+TEST(Operations, TellsSystemdReadyStatusStoppingAndWritesMetricsAndStatsAtExit) {
+    TempDir dir;
+    RedisServer redis(dir);
+    EmbeddedKafka kafka(1);
+    const std::string path = jobs_pipeline(dir, "follow");
     NotifySocket systemd(dir.file("notify.sock"));
     const std::string metrics = dir.file("kbridge.prom"), stats = dir.file("stats.json");
+    auto env = jobs_env(kafka, redis);
+    env["NOTIFY_SOCKET"] = dir.file("notify.sock");
     Process run({KBRIDGE_BINARY, "run", path, "--metrics-file", metrics, "--stats-json", stats},
-                dir.path().string(),
-                {{"KAFKA_BROKERS", kafka.bootstraps()},
-                 {"REDIS_URL", redis.url()},
-                 {"NOTIFY_SOCKET", dir.file("notify.sock")}});
+                dir.path().string(), env);
     ASSERT_TRUE(systemd.wait_for("READY=1", 10s)) << run.err();
     redis.push("jobs", make_events(0, 500));
     ASSERT_TRUE(systemd.wait_for("follow: 500 written", 10s)) << systemd.received() << run.err();
@@ -197,30 +218,21 @@ TEST(Operations, MetricsScrapedMidRunShowGrowingCounters) {
     TempDir dir;
     RedisServer redis(dir);
     EmbeddedKafka kafka(1);
-    const std::string path = dir.file("p.yaml");
-    write_file(path,
-               "version: 1\nkafka: {brokers: '${KAFKA_BROKERS}'}\nredis: {url: "
-               "'${REDIS_URL}'}\npipelines:\n"
-               "  - name: live\n    source: {type: redis_list, key: jobs}\n    sink: {type: kafka, "
-               "topic: jobs}\n");
+    const std::string path = jobs_pipeline(dir, "live");
     const int port = free_port();
     Process run({KBRIDGE_BINARY, "run", path, "--metrics-port", std::to_string(port)},
-                dir.path().string(),
-                {{"KAFKA_BROKERS", kafka.bootstraps()}, {"REDIS_URL", redis.url()}});
+                dir.path().string(), jobs_env(kafka, redis));
     auto written = [&](const std::string& count) {
         const std::string wanted =
             "kbridge_records_written_total{pipeline=\"live\"} " + count + "\n";
-        for (int i = 0; i < 250; ++i) {
-            if (scrape(port, "/metrics").find(wanted) != std::string::npos) return true;
-            std::this_thread::sleep_for(40ms);
-        }
-        return false;
+        return eventually(
+            [&] { return scrape(port, "/metrics").find(wanted) != std::string::npos; });
     };
     std::string health;
-    for (int i = 0; i < 250 && health.rfind("200\n", 0) != 0; ++i) {
-        std::this_thread::sleep_for(40ms);
+    eventually([&] {
         health = scrape(port, "/health");
-    }
+        return health.rfind("200\n", 0) == 0;
+    });
     EXPECT_EQ(health, "200\nlive connected\n") << run.err();
     ASSERT_TRUE(written("0")) << run.err();
     redis.push("jobs", make_events(0, 300));
@@ -240,19 +252,12 @@ TEST(Operations, SourceLagShowsWhatWaitsWhileTheBrokersAreDown) {
     TempDir dir;
     RedisServer redis(dir);
     EmbeddedKafka kafka(1);
-    const std::string path = dir.file("p.yaml");
-    write_file(
-        path,
-        "version: 1\nkafka: {brokers: '${KAFKA_BROKERS}'}\nredis: {url: "
-        "'${REDIS_URL}'}\npipelines:\n"
-        "  - name: stuck\n    source: {type: redis_list, key: jobs}\n    sink: {type: kafka, "
-        "topic: jobs, connect_timeout: 0}\n");
+    const std::string path = jobs_pipeline(dir, "stuck", "", ", connect_timeout: 0");
     redis.push("jobs", make_events(0, 80000));
     rd_kafka_mock_broker_set_down(kafka.cluster(), 1);
     const int port = free_port();
     Process run({KBRIDGE_BINARY, "run", path, "--metrics-port", std::to_string(port)},
-                dir.path().string(),
-                {{"KAFKA_BROKERS", kafka.bootstraps()}, {"REDIS_URL", redis.url()}});
+                dir.path().string(), jobs_env(kafka, redis));
     auto lag = [&]() -> long {
         const std::string text = scrape(port, "/metrics");
         const std::string name = "kbridge_source_lag_records{pipeline=\"stuck\"} ";
@@ -273,7 +278,7 @@ TEST(Operations, SourceLagShowsWhatWaitsWhileTheBrokersAreDown) {
     EXPECT_LE(redis.llen("jobs"), seen);
     EXPECT_GE(redis.llen("jobs"), seen - 1000);
     rd_kafka_mock_broker_set_up(kafka.cluster(), 1);
-    for (int i = 0; i < 500 && lag() != 0; ++i) std::this_thread::sleep_for(40ms);
+    eventually([&] { return lag() == 0; });
     EXPECT_EQ(lag(), 0) << scrape(port, "/metrics");
     run.signal(SIGTERM);
     EXPECT_EQ(run.wait(), 0) << run.err();
@@ -286,23 +291,10 @@ TEST(Operations, FollowModeRetriesAnUnreachableRedisAndLosesNothing) {
     TempDir dir;
     RedisServer redis(dir);
     EmbeddedKafka kafka(1);
-    const std::string path = dir.file("p.yaml");
-    write_file(path,
-               "version: 1\nkafka: {brokers: '${KAFKA_BROKERS}'}\nredis: {url: "
-               "'${REDIS_URL}'}\npipelines:\n"
-               "  - name: outage\n    source: {type: redis_list, key: jobs, batch_size: 100}\n"
-               "    sink: {type: kafka, topic: jobs}\n");
+    const std::string path = jobs_pipeline(dir, "outage", ", batch_size: 100");
     const int port = free_port();
     Process run({KBRIDGE_BINARY, "run", path, "--metrics-port", std::to_string(port)},
-                dir.path().string(),
-                {{"KAFKA_BROKERS", kafka.bootstraps()}, {"REDIS_URL", redis.url()}});
-    auto eventually = [&](const std::function<bool()>& done) {
-        for (int i = 0; i < 500; ++i) {
-            if (done()) return true;
-            std::this_thread::sleep_for(40ms);
-        }
-        return false;
-    };
+                dir.path().string(), jobs_env(kafka, redis));
     auto metric = [&](const std::string& sample) {
         return scrape(port, "/metrics").find(sample + "\n") != std::string::npos;
     };

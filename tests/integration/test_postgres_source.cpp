@@ -46,6 +46,14 @@ protected:
         for (const auto& m : kcat_consume(kafka.bootstraps(), topic)) ++seen[event_id(m.value)];
         return seen;
     }
+    // Waits until "rows" holds `count` messages; after 20 s fails, showing what `run` logged.
+    void wait_for_messages(const Process& run, int64_t count) {
+        const auto deadline = std::chrono::steady_clock::now() + 20s;
+        while (message_count(kafka.bootstraps(), "rows") < count) {
+            ASSERT_LT(std::chrono::steady_clock::now(), deadline) << run.err();
+            std::this_thread::sleep_for(20ms);
+        }
+    }
     void expect_each_once(const std::map<long long, int>& seen, long long from, long long to) {
         EXPECT_EQ(seen.size(), static_cast<size_t>(to - from + 1));
         for (long long id = from; id <= to; ++id) {
@@ -263,16 +271,9 @@ TEST_F(PostgresToKafka, FollowModePollsForNewRowsAndStopsCleanly) {
     const std::string path = config("      table: events\n      mode: incrementing\n      incrementing_column: id\n      poll_interval: 200ms\n");
     Process follow({KBRIDGE_BINARY, "run", path, "--state-dir", dir.file("state"), "--metrics-file", dir.file("rows.prom")},
                    dir.path().string(), env());
-    auto wait_for = [&](int64_t count) {
-        const auto deadline = std::chrono::steady_clock::now() + 20s;
-        while (message_count(kafka.bootstraps(), "rows") < count) {
-            ASSERT_LT(std::chrono::steady_clock::now(), deadline) << follow.err();
-            std::this_thread::sleep_for(20ms);
-        }
-    };
-    wait_for(2);
+    wait_for_messages(follow, 2);
     pg.exec("INSERT INTO events (note) SELECT 'more' FROM generate_series(1, 50)");
-    wait_for(52);
+    wait_for_messages(follow, 52);
     follow.signal(SIGTERM);
     ASSERT_EQ(follow.wait(10s), 0) << follow.err();
     expect_each_once(ids(), 1, 52);
@@ -293,18 +294,11 @@ TEST_F(PostgresToKafka, FollowModeConnectsAgainWhenTheServerDropsItsConnection) 
     pg.exec("CREATE TABLE events (id bigserial PRIMARY KEY, note text); INSERT INTO events (note) VALUES ('a'), ('b')");
     const std::string path = config("      table: events\n      mode: incrementing\n      incrementing_column: id\n      poll_interval: 200ms\n");
     Process follow({KBRIDGE_BINARY, "run", path, "--state-dir", dir.file("state")}, dir.path().string(), env());
-    auto wait_for = [&](int64_t count) {
-        const auto deadline = std::chrono::steady_clock::now() + 20s;
-        while (message_count(kafka.bootstraps(), "rows") < count) {
-            ASSERT_LT(std::chrono::steady_clock::now(), deadline) << follow.err();
-            std::this_thread::sleep_for(20ms);
-        }
-    };
-    wait_for(2);
+    wait_for_messages(follow, 2);
     // As an administrator or a failover would: every other session's connection is cut.
     pg.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'");
     pg.exec("INSERT INTO events (note) SELECT 'more' FROM generate_series(1, 50)");
-    wait_for(52);
+    wait_for_messages(follow, 52);
     follow.signal(SIGTERM);
     ASSERT_EQ(follow.wait(10s), 0) << follow.err();
     EXPECT_NE(follow.err().find("postgres_table:events is unreachable"), std::string::npos) << follow.err();
