@@ -202,6 +202,7 @@ begin_results() {
 ensure_kbridge() {
     if [[ ! -x $KBRIDGE ]]; then
         log "building kbridge (Release) into $ROOT/build"
+        ensure_packages "${KBRIDGE_PACKAGES[@]}"
         (cd "$ROOT" && cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release && ninja -C build)
     fi
     [[ -x $KBRIDGE ]] || die "no kbridge binary at $KBRIDGE"
