@@ -251,6 +251,94 @@ TEST_F(KafkaToPostgres, TwoProcessesInOneGroupSplitThePartitionsAndTheTotalIsExa
         << first_log;
 }
 
+// The group's committed offsets of topic ev, summed, as python3-confluent-kafka reads them.
+long long committed_sum(const std::string& bootstraps, const std::string& group, int partitions) {
+    return std::stoll(
+        shell("/usr/bin/python3 -c 'import sys, confluent_kafka as ck\n"
+              "c = ck.Consumer({\"bootstrap.servers\": sys.argv[1], \"group.id\": sys.argv[2]})\n"
+              "tps = [ck.TopicPartition(\"ev\", p) for p in range(int(sys.argv[3]))]\n"
+              "print(sum(max(t.offset, 0) for t in c.committed(tps, timeout=10)))' '" +
+              bootstraps + "' '" + group + "' " + std::to_string(partitions)));
+}
+
+TEST_F(KafkaToPostgres, WithoutJoiningTheGroupOneRunReadsEveryPartitionAndTheNextResumes) {
+    kafka.create_topic("ev", 4);
+    pg.exec("CREATE TABLE events (id bigint, user_id int, action text, item text, ts bigint)");
+    produce(make_events(0, 20000));
+    const std::string path = config("      table: events\n", "", "ev", "      join_group: false\n");
+    RunResult r = run(path);
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.err.find("(group kbridge.k2p, not joined): assigned ev[0] ev[1] ev[2] ev[3]"),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("k2p: read 20000, delivered 20000"), std::string::npos) << r.err;
+    EXPECT_EQ(count("SELECT count(DISTINCT id) FROM events"), 20000);
+    EXPECT_EQ(committed_sum(kafka.bootstraps(), "kbridge.k2p", 4), 20000);
+
+    produce(make_events(20000, 20100));
+    r = run(path);
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.err.find("k2p: read 100, delivered 100"), std::string::npos) << r.err;
+    EXPECT_EQ(count("SELECT count(*) FROM events"), 20100);
+    EXPECT_EQ(count("SELECT count(DISTINCT id) FROM events"), 20100);
+}
+
+TEST_F(KafkaToPostgres, WithoutJoiningARunFailsWhileItsGroupHasMembers) {
+    kafka.create_topic("ev", 2);
+    kafka.create_topic("other", 1);
+    pg.exec("CREATE TABLE events (id bigint, user_id int, action text, item text, ts bigint)");
+    // A member of the group "shared", on another topic: the group is not free to commit into.
+    const std::string member_path = dir.file("member.yaml");
+    write_file(member_path,
+               "version: 1\nkafka: {brokers: '${KAFKA_BROKERS}'}\npipelines:\n"
+               "  - name: member\n    source: {type: kafka, topics: [other], group: shared}\n"
+               "    sink: {type: stdout}\n");
+    Process member({KBRIDGE_BINARY, "run", member_path, "--state-dir", dir.file("state-member")},
+                   dir.path().string(), env());
+    for (int i = 0; i < 500 && member.err().find("assigned other[0]") == std::string::npos; ++i)
+        std::this_thread::sleep_for(20ms);
+    ASSERT_NE(member.err().find("assigned other[0]"), std::string::npos) << member.err();
+
+    produce(make_events(0, 1000));
+    const RunResult r = run(config("      table: events\n", "", "ev",
+                                   "      join_group: false\n      group: shared\n"));
+    member.signal(SIGTERM);
+    EXPECT_EQ(member.wait(), 0) << member.err();
+    EXPECT_EQ(r.code, 1) << r.err;
+    EXPECT_NE(r.err.find("kafka commit of group shared"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("give this pipeline a group of its own"), std::string::npos) << r.err;
+    // At-least-once: what was written stays; the group's offsets did not move.
+    EXPECT_EQ(count("SELECT count(DISTINCT id) FROM events"), 1000);
+    EXPECT_EQ(committed_sum(kafka.bootstraps(), "shared", 2), 0);
+}
+
+TEST_F(KafkaToPostgres, WithoutJoiningTwoExactlyOnceRunsAtOnceApplyEachRecordOnce) {
+    kafka.create_topic("ev", 4);
+    pg.exec("CREATE TABLE events (id bigint, user_id int, action text, item text, ts bigint)");
+    const int total = 40000;
+    produce(make_events(0, total));
+    // Both read every partition; the offsets row lock in the target database lets only one apply
+    // each record.
+    const std::string path =
+        config("      table: events\n      exactly_once: true\n      batch_size: 500\n", "", "ev",
+               "      join_group: false\n      batch_size: 500\n");
+    Process first(run_args(path), dir.path().string(), env());
+    auto second_args = run_args(path);
+    second_args[4] = dir.file("state-2");
+    Process second(second_args, dir.path().string(), env());
+    EXPECT_EQ(first.wait(), 0) << first.err();
+    EXPECT_EQ(second.wait(), 0) << second.err();
+    // They did overlap: one found records the other had applied.
+    const std::string logs = first.err() + second.err();
+    EXPECT_NE(logs.find("records already applied"), std::string::npos) << logs;
+    EXPECT_EQ(count("SELECT count(*) FROM events"), total);
+    EXPECT_EQ(count("SELECT count(DISTINCT id) FROM events"), total);
+    // Keyless records fill some partitions only; the others keep -1 (nothing applied).
+    EXPECT_EQ(count("SELECT sum(greatest(next_offset, 0)) FROM kbridge_offsets WHERE "
+                    "consumer_group = 'kbridge.k2p'"),
+              total);
+}
+
 TEST_F(KafkaToPostgres, MissingTableOrColumnIsNamedAtStart) {
     kafka.create_topic("ev", 1);
     RunResult r = run(config("      table: nowhere\n"));

@@ -19,6 +19,8 @@ const OptionTable kOptions = with_csv_options({
     {"topics", OptionType::StringList, "", "topics to consume", {}, true},
     {"group", OptionType::String, "", "consumer group (default: kbridge.<pipeline>)"},
     {"start", OptionType::Choice, "earliest", "where a new group starts", {"earliest", "latest"}},
+    {"join_group", OptionType::Boolean, "true",
+     "false: read every partition without waiting for the group's rebalance (one process only)"},
     {"batch_size", OptionType::Integer, "5000", "records per batch at most"},
     {"batch_timeout", OptionType::Duration, "200ms", "how long a batch waits to fill"},
     {"format", OptionType::Choice, "json", "how values are decoded", {"json", "raw", "csv"}},
@@ -53,6 +55,7 @@ std::unique_ptr<Source> make_kafka_source(const Options& options, const Connecto
     if (s.topics.empty()) throw options.error("topics", "name at least one topic");
     s.group = options.has("group") ? options.str("group") : "kbridge." + ctx.pipeline;
     s.start = options.str("start");
+    s.join_group = options.boolean("join_group");
     const int64_t batch_size = options.integer("batch_size");
     if (batch_size < 1 || batch_size > 1000000)
         throw options.error("batch_size", "must be between 1 and 1000000");
@@ -112,7 +115,14 @@ void KafkaSource::connect() {
     conf.release();
     consumer_.reset(rk);
     rd_kafka_poll_set_consumer(rk);
-    if (settings_.once) read_watermarks();
+    connected_ = last_commit_ = std::chrono::steady_clock::now();
+    if (settings_.once || !settings_.join_group) read_watermarks();
+    if (!settings_.join_group) {
+        // At the first read, as a group's assignment would come: an exactly-once sink must be
+        // connected to say where each partition starts.
+        assign_at_first_read_ = true;
+        return;
+    }
     KafkaPartitionList topics(
         rd_kafka_topic_partition_list_new(static_cast<int>(settings_.topics.size())));
     for (const auto& t : settings_.topics)
@@ -120,7 +130,17 @@ void KafkaSource::connect() {
     const rd_kafka_resp_err_t err = rd_kafka_subscribe(rk, topics.get());
     if (err)
         throw std::runtime_error("kafka subscribe to " + describe() + ": " + rd_kafka_err2str(err));
-    connected_ = last_commit_ = std::chrono::steady_clock::now();
+}
+
+// Without a rebalance to wait for (3 s on brokers with the default
+// group.initial.rebalance.delay.ms); each partition starts at the group's committed offset, or at
+// `start`, or where an exactly-once sink stored it.
+void KafkaSource::assign_every_partition() {
+    KafkaPartitionList all(
+        rd_kafka_topic_partition_list_new(static_cast<int>(end_at_start_.size())));
+    for (const auto& [tp, high] : end_at_start_)
+        rd_kafka_topic_partition_list_add(all.get(), tp.first.c_str(), tp.second);
+    assign(all.get());
 }
 
 void KafkaSource::check() {
@@ -170,6 +190,7 @@ void KafkaSource::read_watermarks() {
             rd_kafka_topic_partition_list_add(all.get(), name.c_str(), id)->offset = low;
         }
     }
+    if (!settings_.once) return;
     // The group's committed offsets; without one a new group starts at `start`.
     KafkaPartitionList committed(rd_kafka_topic_partition_list_copy(all.get()));
     if (rd_kafka_committed(rk, committed.get(), kMetadataTimeoutMs) != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -231,8 +252,8 @@ void KafkaSource::assign(rd_kafka_topic_partition_list_t* partitions) {
         }
         assigned_[tp] = a;
     }
-    spdlog::info("kafka source {} (group {}): assigned {}{}", describe(), settings_.group,
-                 partition_names(partitions),
+    spdlog::info("kafka source {} (group {}{}): assigned {}{}", describe(), settings_.group,
+                 settings_.join_group ? "" : ", not joined", partition_names(partitions),
                  store_ ? " at the offsets stored with the sink's data" : "");
     rd_kafka_t* rk = consumer_.get();
     if (std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0) {
@@ -282,11 +303,22 @@ void KafkaSource::commit(bool synchronous) {
         rd_kafka_topic_partition_list_add(list.get(), tp.first.c_str(), tp.second)->offset = next;
     acked_.clear();
     last_commit_ = std::chrono::steady_clock::now();
-    const rd_kafka_resp_err_t err =
-        rd_kafka_commit(consumer_.get(), list.get(), synchronous ? 0 : 1);
-    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-        throw std::runtime_error("kafka commit of group " + settings_.group + " (" +
-                                 partition_names(list.get()) + "): " + rd_kafka_err2str(err));
+    // From outside the group a refused commit must stop the run, not pass unseen: the broker
+    // refuses them while the group has members, which would then read the same partitions.
+    const bool wait = synchronous || (!settings_.join_group && !store_);
+    const rd_kafka_resp_err_t err = rd_kafka_commit(consumer_.get(), list.get(), wait ? 0 : 1);
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        const bool outsider =
+            !settings_.join_group && (err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID ||
+                                      err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION);
+        throw std::runtime_error(
+            "kafka commit of group " + settings_.group + " (" + partition_names(list.get()) +
+            "): " + rd_kafka_err2str(err) +
+            (outsider ? " (with join_group: false the group must have no members: other "
+                        "consumers in it read the same partitions; give this pipeline a group "
+                        "of its own)"
+                      : ""));
+    }
 }
 
 void KafkaSource::check_fatal() {
@@ -326,6 +358,10 @@ std::optional<uint64_t> KafkaSource::lag() {
 
 ReadStatus KafkaSource::read(Batch& batch, milliseconds wait) {
     check_fatal();
+    if (assign_at_first_read_) {
+        assign_at_first_read_ = false;
+        assign_every_partition();
+    }
     const auto now = std::chrono::steady_clock::now();
     if (!acked_.empty() && now - last_commit_ >= kCommitInterval) commit(false);
     if (settings_.once) {
@@ -454,19 +490,27 @@ ReadStatus KafkaSource::read(Batch& batch, milliseconds wait) {
 
 void KafkaSource::close() {
     if (!consumer_) return;
+    std::string refused;
     try {
         commit(true);
     } catch (const std::exception& e) {
         // Everything read was delivered; only the group's bookmark is behind (e.g. a rebalance
-        // as members leave together), so the next run reads some records again.
-        spdlog::warn("kafka source {}: {}; the next run reads those records again{}", describe(),
-                     e.what(), store_ ? " (the sink's stored offsets skip them)" : "");
+        // as members leave together), so the next run reads some records again. From outside
+        // the group that would repeat on every run: fail instead, unless the sink keeps offsets.
+        if (!settings_.join_group && !store_)
+            refused = e.what();
+        else
+            spdlog::warn("kafka source {}: {}; the next run reads those records again{}",
+                         describe(), e.what(),
+                         store_ ? " (the sink's stored offsets skip them)" : "");
     }
     const rd_kafka_resp_err_t err = rd_kafka_consumer_close(consumer_.get());
     consumer_.reset();
     if (err)
         spdlog::warn("kafka source {}: leaving group {}: {}", describe(), settings_.group,
                      rd_kafka_err2str(err));
+    if (!refused.empty())
+        throw std::runtime_error(refused + "; the next run reads those records again");
 }
 
 }  // namespace kbridge

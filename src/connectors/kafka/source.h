@@ -2,7 +2,8 @@
 // Source `kafka`: a consumer group member. Offsets are committed only for batches the sink made
 // durable, never for partitions this member no longer owns; with --once it stops at the high
 // watermarks seen at start. With an exactly-once sink it starts each assigned partition where
-// the sink's own stored offsets say.
+// the sink's own stored offsets say. With join_group off it reads every partition itself and
+// commits to the group from outside it, as Kafka's standalone consumers do.
 #include <chrono>
 #include <map>
 #include <memory>
@@ -27,6 +28,7 @@ class KafkaSource : public Source {
         std::vector<std::string> topics;
         std::string group;
         std::string start = "earliest";
+        bool join_group = true;
         size_t batch_size = 5000;
         std::chrono::milliseconds batch_timeout{200};
         bool once = false;
@@ -58,6 +60,7 @@ class KafkaSource : public Source {
     void assign(rd_kafka_topic_partition_list_t* partitions);
     void revoke(rd_kafka_topic_partition_list_t* partitions);
     void read_watermarks();
+    void assign_every_partition();
     void commit(bool synchronous);
     void check_fatal();
     bool all_done() const;
@@ -65,9 +68,10 @@ class KafkaSource : public Source {
     Settings settings_;
     KafkaHandle consumer_;
     OffsetStore* store_ = nullptr;
-    std::map<TopicPartition, int64_t> end_at_start_;  // --once
+    std::map<TopicPartition, int64_t> end_at_start_;  // every partition, its high watermark
     std::map<TopicPartition, Assigned> assigned_;
     std::map<TopicPartition, int64_t> acked_;  // durable next offsets, not committed yet
+    bool assign_at_first_read_ = false;        // join_group off
     uint64_t generation_ = 0;                  // bumped by every rebalance
     std::optional<uint64_t> backlog_;
     std::chrono::steady_clock::time_point connected_, last_commit_;
