@@ -218,6 +218,36 @@ TEST_F(KafkaToPostgres, ExactlyOnceSurvivesRepeatedKillNine) {
               total);
 }
 
+TEST_F(KafkaToPostgres, ASinkConnectionCutMidStreamIsReconnectedAndExactlyOnceStaysExact) {
+    kafka.create_topic("ev", 8);  // the mock keeps ~5 MB per partition
+    pg.exec("CREATE TABLE events (id bigint, user_id int, action text, item text, ts bigint)");
+    const int total = 100000;
+    produce(make_events(0, total));
+    const std::string path =
+        config("      table: events\n      exactly_once: true\n      batch_size: 2000\n", "", "ev",
+               "      join_group: false\n");
+    Process p(run_args(path), dir.path().string(), env());
+    int cuts = 0;
+    long long seen = 0;
+    while (cuts < 3 && p.running()) {
+        for (int i = 0;
+             i < 1500 && p.running() && count("SELECT count(*) FROM events") < seen + 15000; ++i)
+            std::this_thread::sleep_for(5ms);
+        seen = count("SELECT count(*) FROM events");
+        if (!p.running() || seen >= total) break;
+        // Cuts whatever the sink's connection is doing: a COPY being sent, a COMMIT awaited.
+        pg.exec(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+            "AND backend_type = 'client backend'");
+        ++cuts;
+    }
+    EXPECT_EQ(p.wait(), 0) << p.err();
+    EXPECT_GE(cuts, 2) << p.err();
+    EXPECT_NE(p.err().find("reconnecting"), std::string::npos) << p.err();
+    EXPECT_EQ(count("SELECT count(*) FROM events"), total);
+    EXPECT_EQ(count("SELECT count(DISTINCT id) FROM events"), total);
+}
+
 TEST_F(KafkaToPostgres, TwoProcessesInOneGroupSplitThePartitionsAndTheTotalIsExact) {
     kafka.create_topic("ev", 4);
     pg.exec("CREATE TABLE events (id bigint, user_id int, action text, item text, ts bigint)");

@@ -482,6 +482,10 @@ void PostgresTableSink::start_async() {
         const std::vector<size_t> todo = settings_.exactly_once ? fence(all) : all;
         std::string tail;
         if (!todo.empty()) {
+            // Queued, not sent: the server parses this batch while the next one is read and
+            // encoded, instead of the two taking turns.
+            if (PQsetnonblocking(conn_.get(), 1) != 0) conn_.raise("COPY failed");
+            sending_ = true;
             if (settings_.mode == Mode::Insert) {
                 copy_inserts(todo);
             } else {
@@ -502,6 +506,41 @@ void PostgresTableSink::start_async() {
     }
 }
 
+// Sends what the socket takes of the queued COPY, waiting up to `wait` for room; true once
+// everything is sent and the connection is blocking again.
+bool PostgresTableSink::send_queued(std::chrono::milliseconds wait) {
+    PGconn* c = conn_.get();
+    for (;;) {
+        const int left = PQflush(c);
+        if (left < 0) conn_.raise("COPY failed");
+        if (left == 0) break;
+        if (wait.count() <= 0) return false;
+        // The server may answer early (an error ends its reading): take that in too.
+        pollfd fd{PQsocket(c), POLLOUT | POLLIN, 0};
+        if (::poll(&fd, 1, static_cast<int>(wait.count())) <= 0) return false;
+        if ((fd.revents & POLLIN) && !PQconsumeInput(c)) conn_.raise("COPY failed");
+        wait = std::chrono::milliseconds(0);
+    }
+    stop_sending();
+    return true;
+}
+
+// Back to blocking, for everything but the fast path's COPY; what is still queued is sent first
+// (blocking), as a blocking COPY would have sent it.
+void PostgresTableSink::stop_sending() {
+    if (!sending_) return;
+    sending_ = false;
+    PGconn* c = conn_.get();
+    if (!c) return;
+    int left;
+    while ((left = PQflush(c)) > 0) {
+        pollfd fd{PQsocket(c), POLLOUT | POLLIN, 0};
+        ::poll(&fd, 1, 1000);
+        if ((fd.revents & POLLIN) && !PQconsumeInput(c)) break;
+    }
+    PQsetnonblocking(c, 0);
+}
+
 bool PostgresTableSink::result_ready(std::chrono::milliseconds wait) {
     PGconn* c = conn_.get();
     if (!PQconsumeInput(c)) return true;  // the error shows in the next result
@@ -516,6 +555,14 @@ bool PostgresTableSink::result_ready(std::chrono::milliseconds wait) {
 }
 
 void PostgresTableSink::progress(std::chrono::milliseconds wait) {
+    if (sending_) {
+        try {
+            if (!send_queued(wait)) return;
+        } catch (const PostgresError& e) {
+            recover(e, false);
+            return;
+        }
+    }
     while (stage_ != Stage::Idle) {
         if (!result_ready(wait)) return;
         PgResult result(PQgetResult(conn_.get()));
@@ -566,6 +613,7 @@ void PostgresTableSink::progress(std::chrono::milliseconds wait) {
 // the lost connection hides is resolved as flush() resolves it.
 void PostgresTableSink::recover(const PostgresError& e, bool commit_sent) {
     stage_ = Stage::Idle;
+    stop_sending();
     if (commit_sent && e.connection_lost()) {
         std::vector<size_t> all(pending_.size());
         std::iota(all.begin(), all.end(), 0);

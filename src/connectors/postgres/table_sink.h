@@ -99,6 +99,8 @@ class PostgresTableSink : public Sink, private OffsetStore {
     void start_next();
     void start_async();
     bool result_ready(std::chrono::milliseconds wait);
+    bool send_queued(std::chrono::milliseconds wait);
+    void stop_sending();
     void progress(std::chrono::milliseconds wait);
     void recover(const PostgresError& e, bool commit_sent);
     void copy_inserts(const std::vector<size_t>& records);
@@ -131,6 +133,7 @@ class PostgresTableSink : public Sink, private OffsetStore {
     Buffer in_;  // being encoded by send()
     Stage stage_ = Stage::Idle;
     std::string tail_sql_;  // what follows the COPY, up to COMMIT
+    bool sending_ = false;  // the COPY is queued in libpq (non-blocking), not all sent yet
     // The batch being written:
     std::vector<Pending> pending_;
     std::vector<Cell> cells_;  // columns_.size() per pending record
