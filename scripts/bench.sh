@@ -24,9 +24,11 @@
 #           as the postgres user when this script runs as root); Kafka is `kbridge dev-kafka`.
 #
 #   sinks   N JSON records in a 32-partition topic -> a PostgreSQL table:
-#             kbridge run --once   (kafka source, postgres_table sink, mode insert)
+#             kbridge run --once   (kafka source with join_group: false, like kcat -C, which
+#                                   joins no group either; postgres_table sink, mode insert)
 #             kcat -C -e | psql -c "\\copy t FROM STDIN (FORMAT csv)"  (the same records as CSV)
 #             kbridge run --once   (mode upsert, half of the ids already in the table)
+#             kbridge run --once   (mode insert as a group member: + the group's 3 s rebalance)
 #             the seed's consumer  (confluent-kafka + psycopg2, one INSERT + commit per record,
 #                                   BENCH_PY_N records; rates compared)
 #
@@ -633,10 +635,11 @@ measure_rows() {
     record_measurement "$tool" "$rep" "$records"
 }
 
-# bench_kbridge_sink TOOL REP MODE: kbridge consumes sink_json (a new group
-# each run) into a fresh table with the postgres_table sink in MODE.
+# bench_kbridge_sink TOOL REP MODE [JOIN]: kbridge consumes sink_json (a new
+# group each run) into a fresh table with the postgres_table sink in MODE;
+# JOIN=true makes it a group member (join_group).
 bench_kbridge_sink() {
-    local tool=$1 rep=$2 mode=$3 table=sink_${1//[^A-Za-z0-9]/_}_$2
+    local tool=$1 rep=$2 mode=$3 join=${4:-false} table=sink_${1//[^A-Za-z0-9]/_}_$2
     local cfg=$TMP/$table.yaml
     if [[ $mode == upsert ]]; then fresh_table "$table" half; else fresh_table "$table"; fi
     cat >"$cfg" <<EOF
@@ -645,7 +648,7 @@ kafka: {brokers: '\${KAFKA_BROKERS}'}
 postgres: {url: '\${PG_URL}'}
 pipelines:
   - name: bench
-    source: {type: kafka, topics: [sink_json], group: $table}
+    source: {type: kafka, topics: [sink_json], group: $table, join_group: $join}
     sink: {type: postgres_table, table: $table, mode: $mode}
 EOF
     measure_rows "$tool" "$rep" "$BENCH_N" "$table" \
@@ -691,6 +694,7 @@ bench_sinks() {
         bench_kbridge_sink kbridge-insert "$i" insert
         bench_kcat_psql "$i"
         bench_kbridge_sink kbridge-upsert "$i" upsert
+        bench_kbridge_sink kbridge-joined "$i" insert true
     done
     bench_python_sink
 
