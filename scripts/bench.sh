@@ -31,6 +31,8 @@
 #             kbridge run --once   (mode insert as a group member: + the group's 3 s rebalance)
 #             the seed's consumer  (confluent-kafka + psycopg2, one INSERT + commit per record,
 #                                   BENCH_PY_N records; rates compared)
+#           then kbridge insert and the seed's consumer once more against a PostgreSQL with
+#           its durable defaults (fsync, synchronous_commit), where a commit waits for the disk.
 #
 # Environment:
 #   BENCH_N=1000000      events (rows) per kbridge / kcat / psql measurement
@@ -38,6 +40,8 @@
 #   BENCH_PY_N=min(N,100000)  events for the (slow) Python loop, run once; rates are compared
 #   BENCH_N5=5*N         rows of the postgres mode's big table (kbridge runs once on it)
 #   BENCH_PG_BIG=1       0: skip the postgres mode's big-table run
+#   BENCH_DURABLE=1      0: skip the sinks mode's second PostgreSQL, run with its durable
+#                        defaults, for kbridge insert and the seed's consumer once more
 #   BENCH_TIMEOUT=1800   seconds before one measurement is killed
 #   KBRIDGE=build/kbridge   binary under test
 #
@@ -59,6 +63,7 @@ BENCH_PY_N=${BENCH_PY_N:-$((BENCH_N < 100000 ? BENCH_N : 100000))}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-1800}
 BENCH_N5=${BENCH_N5:-$((5 * BENCH_N))}
 BENCH_PG_BIG=${BENCH_PG_BIG:-1}
+BENCH_DURABLE=${BENCH_DURABLE:-1}
 PGBIN=/usr/lib/postgresql/15/bin
 
 IMPLEMENTED_MODES=(redis postgres sinks)
@@ -440,9 +445,13 @@ bench_redis() {
 # PostgreSQL refuses to run as root: then initdb and postgres run as the
 # postgres user, in a directory of the (now world-readable) scratch dir that
 # user owns; the socket goes there too.
+# start_postgres [durable]: without "durable", fsync and synchronous commits are
+# off (nothing here needs to survive a crash, and it steadies the timings).
 start_postgres() {
     [[ -x $PGBIN/postgres ]] || die "no PostgreSQL 15 server in $PGBIN"
-    local dir=$TMP/pg
+    local dir=$TMP/pg${1:+_$1} settings=()
+    [[ ${1:-} == durable ]] ||
+        settings=(-c fsync=off -c synchronous_commit=off -c full_page_writes=off)
     chmod 755 "$TMP"
     mkdir -p "$dir"
     if ((EUID == 0)); then
@@ -458,7 +467,7 @@ start_postgres() {
     fi
     PG_PORT=$(free_port)
     start_background postgres "${PG_AS[@]}" "$PGBIN/postgres" -D "$PG_DATA" -p "$PG_PORT" -k "$dir" \
-        -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off
+        -c listen_addresses=127.0.0.1 "${settings[@]}"
     local i
     for ((i = 0; i < 300; i++)); do
         "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && break
@@ -672,9 +681,10 @@ bench_kcat_psql() {
 # The seed's consumer (python3-confluent-kafka + psycopg2): one INSERT and one
 # commit per record, on the first BENCH_PY_N records.
 bench_python_sink() {
-    local table=sink_python_1
+    local tool=${1:-python-seed} table=sink_${1:-python}_1
+    table=${table//[^A-Za-z0-9_]/_}
     fresh_table "$table"
-    measure_rows python-seed 1 "$BENCH_PY_N" "$table" \
+    measure_rows "$tool" 1 "$BENCH_PY_N" "$table" \
         "$PY" "$ROOT/scripts/bench/seed_kafka_to_postgres.py" --bootstrap "$BOOT" --topic sink_json \
         --dsn "host=127.0.0.1 port=$PG_PORT user=postgres dbname=postgres" --table "$table" --count "$BENCH_PY_N"
 }
@@ -697,6 +707,16 @@ bench_sinks() {
         bench_kbridge_sink kbridge-joined "$i" insert true
     done
     bench_python_sink
+    if ((BENCH_DURABLE)); then
+        # The per-row loop pays a WAL flush per record where PostgreSQL runs with its defaults.
+        stop_postgres
+        start_postgres durable
+        PG_URL=postgresql://postgres@127.0.0.1:$PG_PORT/postgres
+        export PG_URL
+        log "postgres restarted with its durable defaults (fsync, synchronous_commit on)"
+        bench_kbridge_sink kbridge-durable 1 insert
+        bench_python_sink python-durable
+    fi
 
     print_report sinks "$RESULTS" "$BENCH_N" "$BENCH_PY_N" "$BENCH_REPEAT" "$KBRIDGE_BUILD_TYPE"
     stop_postgres

@@ -142,6 +142,7 @@ def report_postgres(path, n, n5, repeat, build):
 def report_sinks(path, n, py_n, repeat, build):
     rows = load(path)
     tools = ["kbridge-insert", "kcat|psql", "kbridge-upsert", "kbridge-joined", "python-seed"]
+    tools += [t for t in ("kbridge-durable", "python-durable") if any(r["tool"] == t for r in rows)]
     print()
     print("== kbridge bench: kafka -> postgres table (N=%d, python N=%d, repeats=%s, kbridge build=%s)"
           % (n, py_n, repeat, build))
@@ -153,7 +154,9 @@ def report_sinks(path, n, py_n, repeat, build):
     print("(medians over successful runs; a run counts when it exited 0 and the table holds one row")
     print(" per record)")
     print()
-    ins, base, ups, joined, pyr = (summary.get(t) for t in tools)
+    ins, base, ups, joined, pyr, ins_durable, py_durable = (
+        summary.get(t) for t in ("kbridge-insert", "kcat|psql", "kbridge-upsert", "kbridge-joined",
+                                 "python-seed", "kbridge-durable", "python-durable"))
 
     def ratio(label, a, b, target, note=""):
         if a and b:
@@ -168,6 +171,9 @@ def report_sinks(path, n, py_n, repeat, build):
               % ("kbridge insert as a group member:", joined["rate"] / base["rate"] if base else 0))
     note = "  [rates; python ran on %d records]" % pyr["recs"] if pyr and ins and pyr["recs"] != ins["recs"] else ""
     ratio("kbridge insert vs seed python:", ins, pyr, "200×", note)
+    if "python-durable" in tools:
+        ratio("  the same, durable PostgreSQL:", ins_durable, py_durable, "200×",
+              "  [fsync and synchronous_commit on, one run each]")
     if ins:
         print("kbridge peak RSS (insert):         %.0f MB" % ins["rss"])
     print()
