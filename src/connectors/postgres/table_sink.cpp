@@ -202,8 +202,10 @@ void PostgresTableSink::connect() {
                 " next_offset bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(),"
                 " PRIMARY KEY (consumer_group, topic, partition))");
         } catch (const PostgresError& e) {
-            // Two runs creating it at once: one wins, the other finds it made.
-            if (e.sqlstate() != "23505" && e.sqlstate() != "42P07") throw;
+            // Two runs creating it at once: one wins, the other finds it made (the loser hits
+            // the unique index of pg_class or of pg_type, the table's row type).
+            if (e.sqlstate() != "23505" && e.sqlstate() != "42P07" && e.sqlstate() != "42710")
+                throw;
         }
     }
     prepare_session();
@@ -463,9 +465,10 @@ void PostgresTableSink::start_next() {
     if (!pending_.empty()) start_async();
 }
 
-// The fast path: BEGIN, COPY, and the rest of the transaction sent without waiting for the
-// server. Anything unusual (a tombstone in insert mode, any error) takes the careful path,
-// flush(), which retries, reconnects and isolates refused records.
+// The fast path: the whole transaction in one query string, sent without waiting for the server,
+// which goes from the COPY on to COMMIT by itself. Anything unusual (a tombstone in insert mode,
+// any error) takes the careful path, flush(), which retries, reconnects and isolates refused
+// records.
 void PostgresTableSink::start_async() {
     std::vector<size_t> all(pending_.size());
     std::iota(all.begin(), all.end(), 0);
@@ -478,30 +481,34 @@ void PostgresTableSink::start_async() {
     }
     try {
         ensure_connected();
-        conn_.exec("BEGIN");
-        const std::vector<size_t> todo = settings_.exactly_once ? fence(all) : all;
-        std::string tail;
-        if (!todo.empty()) {
-            // Queued, not sent: the server parses this batch while the next one is read and
-            // encoded, instead of the two taking turns.
-            if (PQsetnonblocking(conn_.get(), 1) != 0) conn_.raise("COPY failed");
-            sending_ = true;
-            if (settings_.mode == Mode::Insert) {
-                copy_inserts(todo);
-            } else {
-                copy_to_stage(todo);
-                for (const auto& sql : staged_statements(todo)) tail += sql + ";\n";
-            }
-            if (PQputCopyEnd(conn_.get(), nullptr) != 1) conn_.raise("COPY failed");
-            stage_ = Stage::AwaitCopy;
-        } else {
-            stage_ = Stage::AwaitCommit;
+        std::string begin = "BEGIN; ";
+        std::vector<size_t> todo = all;
+        if (settings_.exactly_once) {  // the stored offsets are read (and locked) first
+            conn_.exec("BEGIN");
+            begin.clear();
+            todo = fence(all);
         }
+        std::string tail;
+        if (settings_.mode != Mode::Insert && !todo.empty())
+            for (const auto& sql : staged_statements(todo)) tail += sql + ";\n";
         if (settings_.exactly_once) tail += offsets_statement(all) + ";\n";
-        tail_sql_ = tail + "COMMIT";
-        if (stage_ == Stage::AwaitCommit && !PQsendQuery(conn_.get(), tail_sql_.c_str()))
-            conn_.raise("COMMIT failed");
+        const std::string commit = tail + "COMMIT";
+        stage_ = Stage::AwaitCommit;
+        if (todo.empty()) {
+            if (!PQsendQuery(conn_.get(), commit.c_str())) conn_.raise("COMMIT failed");
+            return;
+        }
+        // Queued, not sent: the server parses this batch while the next one is read and
+        // encoded, instead of the two taking turns.
+        if (PQsetnonblocking(conn_.get(), 1) != 0) conn_.raise("COPY failed");
+        sending_ = true;
+        if (settings_.mode == Mode::Insert)
+            copy_inserts(todo, begin, commit);
+        else
+            copy_to_stage(todo, begin, commit);
+        if (PQputCopyEnd(conn_.get(), nullptr) != 1) conn_.raise("COPY failed");
     } catch (const PostgresError& e) {
+        // Before the end of the COPY is sent nothing can have been committed.
         recover(e, false);
     }
 }
@@ -567,13 +574,6 @@ void PostgresTableSink::progress(std::chrono::milliseconds wait) {
         if (!result_ready(wait)) return;
         PgResult result(PQgetResult(conn_.get()));
         if (!result) {  // every result of the transaction's statements is in
-            if (stage_ == Stage::AwaitCopy) {
-                recover(PostgresError(
-                            "postgres " + conn_.redacted_url() + ": COPY ended without a result",
-                            "", true),
-                        false);
-                return;
-            }
             stage_ = Stage::Idle;
             for (const auto& p : pending_) listener_->delivered(p.batch);
             clear();
@@ -581,29 +581,15 @@ void PostgresTableSink::progress(std::chrono::milliseconds wait) {
         }
         const auto status = PQresultStatus(result.get());
         if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
-            const bool commit_sent = stage_ == Stage::AwaitCommit;
             // Let the connection settle (the rest of the results) before recovering on it.
             while (PgResult rest{PQgetResult(conn_.get())}) {
             }
             try {
-                conn_.raise(commit_sent ? "COMMIT failed" : "COPY failed", result.get());
+                conn_.raise("COMMIT failed", result.get());
             } catch (const PostgresError& e) {
-                recover(e, commit_sent);
+                recover(e, true);  // in doubt only if the connection was lost
             }
             return;
-        }
-        if (stage_ == Stage::AwaitCopy) {
-            while (PgResult rest{PQgetResult(conn_.get())}) {
-            }
-            stage_ = Stage::AwaitCommit;
-            if (!PQsendQuery(conn_.get(), tail_sql_.c_str())) {
-                try {
-                    conn_.raise("COMMIT failed");
-                } catch (const PostgresError& e) {
-                    recover(e, true);
-                }
-                return;
-            }
         }
         wait = std::chrono::milliseconds(0);
     }
@@ -826,11 +812,13 @@ void PostgresTableSink::apply_insert(const std::vector<size_t>& records) {
     conn_.end_copy_in();
 }
 
-void PostgresTableSink::copy_inserts(const std::vector<size_t>& records) {
+void PostgresTableSink::copy_inserts(const std::vector<size_t>& records, const std::string& before,
+                                     const std::string& after) {
     const std::vector<size_t> columns = used_columns(records);
     std::vector<std::string> names;
     for (size_t c : columns) names.push_back(columns_[c].quoted);
-    conn_.copy_in("COPY " + table_ + " (" + join(names, ", ") + ") FROM STDIN");
+    conn_.copy_in(before + "COPY " + table_ + " (" + join(names, ", ") + ") FROM STDIN" +
+                  (after.empty() ? "" : "; " + after));
     copy_buffer_.clear();
     for (size_t r : records) {
         append_copy_line(r, columns, copy_buffer_, "");
@@ -877,11 +865,12 @@ void PostgresTableSink::apply_staged(const std::vector<size_t>& records) {
     for (const auto& sql : staged_statements(records)) conn_.exec(sql);
 }
 
-void PostgresTableSink::copy_to_stage(const std::vector<size_t>& records) {
+void PostgresTableSink::copy_to_stage(const std::vector<size_t>& records, const std::string& before,
+                                      const std::string& after) {
     std::vector<std::string> names;
     for (size_t c : used_columns(records)) names.push_back(columns_[c].quoted);
-    conn_.copy_in("COPY kbridge_stage (kbridge_ord, kbridge_tomb, " + join(names, ", ") +
-                  ") FROM STDIN");
+    conn_.copy_in(before + "COPY kbridge_stage (kbridge_ord, kbridge_tomb, " + join(names, ", ") +
+                  ") FROM STDIN" + (after.empty() ? "" : "; " + after));
     const std::vector<size_t> columns = used_columns(records);
     copy_buffer_.clear();
     for (size_t r : records) {

@@ -76,7 +76,7 @@ class PostgresTableSink : public Sink, private OffsetStore {
         std::vector<Cell> cells;
         std::string text, originals;
     };
-    enum class Stage { Idle, AwaitCopy, AwaitCommit };
+    enum class Stage { Idle, AwaitCommit };
     struct Rejected {
         size_t index;
         std::string message;
@@ -103,8 +103,11 @@ class PostgresTableSink : public Sink, private OffsetStore {
     void stop_sending();
     void progress(std::chrono::milliseconds wait);
     void recover(const PostgresError& e, bool commit_sent);
-    void copy_inserts(const std::vector<size_t>& records);
-    void copy_to_stage(const std::vector<size_t>& records);
+    // COPY FROM STDIN started, its rows sent; `before` and `after` share its query string.
+    void copy_inserts(const std::vector<size_t>& records, const std::string& before = "",
+                      const std::string& after = "");
+    void copy_to_stage(const std::vector<size_t>& records, const std::string& before = "",
+                       const std::string& after = "");
     std::vector<std::string> staged_statements(const std::vector<size_t>& records);
     std::string offsets_statement(const std::vector<size_t>& records);
     void write(std::vector<size_t>& records, std::vector<Rejected>& rejected);
@@ -132,7 +135,6 @@ class PostgresTableSink : public Sink, private OffsetStore {
     std::string group_;
     Buffer in_;  // being encoded by send()
     Stage stage_ = Stage::Idle;
-    std::string tail_sql_;  // what follows the COPY, up to COMMIT
     bool sending_ = false;  // the COPY is queued in libpq (non-blocking), not all sent yet
     // The batch being written:
     std::vector<Pending> pending_;
