@@ -66,6 +66,16 @@ class KafkaToPostgres : public ::testing::Test {
         produce(lines);
     }
     long long count(const std::string& sql) { return std::stoll(pg.scalar(sql)); }
+    // Waits (up to 15 s) while `p` runs until the events table holds at least `rows` rows;
+    // returns how many it holds.
+    long long wait_for_rows(Process& p, long long rows) {
+        long long now = count("SELECT count(*) FROM events");
+        for (int i = 0; i < 3000 && p.running() && now < rows; ++i) {
+            std::this_thread::sleep_for(5ms);
+            now = count("SELECT count(*) FROM events");
+        }
+        return now;
+    }
 };
 
 TEST_F(KafkaToPostgres, InsertsEveryRecordOnceAndARerunAddsNothing) {
@@ -206,11 +216,7 @@ TEST_F(KafkaToPostgres, ExactlyOnceSurvivesRepeatedKillNine) {
     for (int round = 0; round < 4; ++round) {
         const long long before = count("SELECT count(*) FROM events");
         Process p(run_args(path), dir.path().string(), env());
-        // Kill once the rows grew by some, mid-stream.
-        for (int i = 0; i < 600 && p.running(); ++i) {
-            if (count("SELECT count(*) FROM events") > before + 2000) break;
-            std::this_thread::sleep_for(20ms);
-        }
+        wait_for_rows(p, before + 2001);  // killed once the rows grew by some, mid-stream
         if (!p.running()) break;
         p.signal(SIGKILL);
         EXPECT_EQ(p.wait(), 128 + SIGKILL);
@@ -238,10 +244,7 @@ TEST_F(KafkaToPostgres, ASinkConnectionCutMidStreamIsReconnectedAndExactlyOnceSt
     int cuts = 0;
     long long seen = 0;
     while (cuts < 3 && p.running()) {
-        for (int i = 0;
-             i < 1500 && p.running() && count("SELECT count(*) FROM events") < seen + 15000; ++i)
-            std::this_thread::sleep_for(5ms);
-        seen = count("SELECT count(*) FROM events");
+        seen = wait_for_rows(p, seen + 15000);
         if (!p.running() || seen >= total) break;
         // Cuts whatever the sink's connection is doing: a COPY being sent, a COMMIT awaited.
         pg.exec(

@@ -442,14 +442,14 @@ bool PostgresTableSink::send(const Record& record, const simdjson::dom::element*
 // flight on without waiting (unless asked to) and starts the next once it is done.
 void PostgresTableSink::poll(std::chrono::milliseconds wait) {
     progress(wait);
-    if (stage_ == Stage::Idle && !in_.pending.empty()) {
+    if (!awaiting_ && !in_.pending.empty()) {
         start_next();
         progress(std::chrono::milliseconds(0));
     }
 }
 
 void PostgresTableSink::finish_inflight() {
-    while (stage_ != Stage::Idle) progress(std::chrono::milliseconds(1000));
+    while (awaiting_) progress(std::chrono::milliseconds(1000));
 }
 
 // The encoded batch becomes the one written (its buffers swapped, not copied).
@@ -493,7 +493,7 @@ void PostgresTableSink::start_async() {
             for (const auto& sql : staged_statements(todo)) tail += sql + ";\n";
         if (settings_.exactly_once) tail += offsets_statement(all) + ";\n";
         const std::string commit = tail + "COMMIT";
-        stage_ = Stage::AwaitCommit;
+        awaiting_ = true;
         if (todo.empty()) {
             if (!PQsendQuery(conn_.get(), commit.c_str())) conn_.raise("COMMIT failed");
             return;
@@ -528,24 +528,22 @@ bool PostgresTableSink::send_queued(std::chrono::milliseconds wait) {
         if ((fd.revents & POLLIN) && !PQconsumeInput(c)) conn_.raise("COPY failed");
         wait = std::chrono::milliseconds(0);
     }
-    stop_sending();
+    sending_ = false;
+    PQsetnonblocking(c, 0);
     return true;
 }
 
-// Back to blocking, for everything but the fast path's COPY; what is still queued is sent first
-// (blocking), as a blocking COPY would have sent it.
+// Back to blocking, for everything but the fast path's COPY; what is still queued is sent first,
+// as a blocking COPY would have sent it (an error there shows in what runs next).
 void PostgresTableSink::stop_sending() {
     if (!sending_) return;
-    sending_ = false;
-    PGconn* c = conn_.get();
-    if (!c) return;
-    int left;
-    while ((left = PQflush(c)) > 0) {
-        pollfd fd{PQsocket(c), POLLOUT | POLLIN, 0};
-        ::poll(&fd, 1, 1000);
-        if ((fd.revents & POLLIN) && !PQconsumeInput(c)) break;
+    try {
+        while (!send_queued(std::chrono::milliseconds(1000))) {
+        }
+    } catch (const PostgresError&) {
+        sending_ = false;
+        if (conn_.get()) PQsetnonblocking(conn_.get(), 0);
     }
-    PQsetnonblocking(c, 0);
 }
 
 bool PostgresTableSink::result_ready(std::chrono::milliseconds wait) {
@@ -570,11 +568,11 @@ void PostgresTableSink::progress(std::chrono::milliseconds wait) {
             return;
         }
     }
-    while (stage_ != Stage::Idle) {
+    while (awaiting_) {
         if (!result_ready(wait)) return;
         PgResult result(PQgetResult(conn_.get()));
         if (!result) {  // every result of the transaction's statements is in
-            stage_ = Stage::Idle;
+            awaiting_ = false;
             for (const auto& p : pending_) listener_->delivered(p.batch);
             clear();
             return;
@@ -598,7 +596,7 @@ void PostgresTableSink::progress(std::chrono::milliseconds wait) {
 // The fast path failed: roll back and write the batch the careful way. A COMMIT whose outcome
 // the lost connection hides is resolved as flush() resolves it.
 void PostgresTableSink::recover(const PostgresError& e, bool commit_sent) {
-    stage_ = Stage::Idle;
+    awaiting_ = false;
     stop_sending();
     if (commit_sent && e.connection_lost()) {
         std::vector<size_t> all(pending_.size());
@@ -867,11 +865,11 @@ void PostgresTableSink::apply_staged(const std::vector<size_t>& records) {
 
 void PostgresTableSink::copy_to_stage(const std::vector<size_t>& records, const std::string& before,
                                       const std::string& after) {
+    const std::vector<size_t> columns = used_columns(records);
     std::vector<std::string> names;
-    for (size_t c : used_columns(records)) names.push_back(columns_[c].quoted);
+    for (size_t c : columns) names.push_back(columns_[c].quoted);
     conn_.copy_in(before + "COPY kbridge_stage (kbridge_ord, kbridge_tomb, " + join(names, ", ") +
                   ") FROM STDIN" + (after.empty() ? "" : "; " + after));
-    const std::vector<size_t> columns = used_columns(records);
     copy_buffer_.clear();
     for (size_t r : records) {
         const std::string prefix = std::to_string(r) + (pending_[r].tombstone ? "\tt\t" : "\tf\t");

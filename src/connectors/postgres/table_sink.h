@@ -76,7 +76,6 @@ class PostgresTableSink : public Sink, private OffsetStore {
         std::vector<Cell> cells;
         std::string text, originals;
     };
-    enum class Stage { Idle, AwaitCommit };
     struct Rejected {
         size_t index;
         std::string message;
@@ -133,9 +132,9 @@ class PostgresTableSink : public Sink, private OffsetStore {
     std::vector<Column> columns_;
     std::vector<size_t> keys_;  // indexes into columns_
     std::string group_;
-    Buffer in_;  // being encoded by send()
-    Stage stage_ = Stage::Idle;
-    bool sending_ = false;  // the COPY is queued in libpq (non-blocking), not all sent yet
+    Buffer in_;              // being encoded by send()
+    bool awaiting_ = false;  // a batch's transaction is sent; its results are not all in
+    bool sending_ = false;   // the COPY is queued in libpq (non-blocking), not all sent yet
     // The batch being written:
     std::vector<Pending> pending_;
     std::vector<Cell> cells_;  // columns_.size() per pending record
