@@ -179,7 +179,8 @@ def report_sinks(path, n, py_n, repeat, build):
     print()
     print("notes: kbridge consumes JSON with join_group: false (every partition, no rebalance to wait")
     print("for; offsets committed to a new group per run); kbridge-joined is the same insert as a group")
-    print("member. The baseline reads the same records as CSV (kcat -C -e) into psql \\copy, timed as")
+    print("member. The sink writes with its default 2 connections (the 32 partitions split between")
+    print("them). The baseline reads the same records as CSV (kcat -C -e) into psql \\copy, timed as")
     print("a whole.")
     print("The seed loop inserts and commits one record at a time.")
 

@@ -21,8 +21,8 @@ std::vector<BuiltPipeline> build_pipelines(const Config& config,
     std::vector<BuiltPipeline> built;
     for (const auto& p : config.pipelines) {
         if (!only.empty() && std::find(only.begin(), only.end(), p.name) == only.end()) continue;
-        ConnectorContext ctx{config, p.name, once || dry_run, state_dir, embedded_bootstraps,
-                             dry_run};
+        ConnectorContext ctx{config,  p.name,       once || dry_run, state_dir, embedded_bootstraps,
+                             dry_run, p.source.type};
         BuiltPipeline b;
         b.name = p.name;
         b.source = make_source(p.source, ctx);

@@ -18,7 +18,8 @@ struct ConnectorContext {
     bool once = false;
     std::string state_dir;
     std::string embedded_bootstraps;  // set when some connector uses brokers: embedded
-    bool dry_run = false;  // read without taking: sources leave their records where they are
+    bool dry_run = false;     // read without taking: sources leave their records where they are
+    std::string source_type;  // the pipeline's source `type:`
 };
 
 struct SourceKind {

@@ -34,10 +34,10 @@ class Sink {
     virtual void connect() = 0;
     // `kbridge check`: connects and finds what it needs; throws saying what is missing.
     virtual void check() { connect(); }
-    void set_listener(DeliveryListener* listener) { listener_ = listener; }
+    virtual void set_listener(DeliveryListener* listener) { listener_ = listener; }
     // Whether a rejected record has somewhere to go; if not, the run stops at it, and sinks
     // that write in transactions then write none of its batch.
-    void set_dead_letter_available(bool available) { dead_letter_available_ = available; }
+    virtual void set_dead_letter_available(bool available) { dead_letter_available_ = available; }
     // Takes one record; its outcome comes later through the listener. Returns false and fills
     // `why` when the record can never be written (e.g. a template names a missing field).
     // `fields` is the decoded value, or null for raw records.
@@ -64,7 +64,7 @@ class Sink {
     // Set when the sink keeps Kafka offsets with its data (exactly_once).
     virtual OffsetStore* offset_store() { return nullptr; }
     // Records written again after a transient error (connection lost, serialization failure).
-    uint64_t retried() const { return retried_; }
+    virtual uint64_t retried() const { return retried_; }
 
   protected:
     DeliveryListener* listener_ = nullptr;

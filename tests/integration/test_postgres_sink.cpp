@@ -66,6 +66,7 @@ class KafkaToPostgres : public ::testing::Test {
         produce(lines);
     }
     long long count(const std::string& sql) { return std::stoll(pg.scalar(sql)); }
+    void cut_connections_mid_stream(const std::string& sink_extra);
     // Waits (up to 15 s) while `p` runs until the events table holds at least `rows` rows;
     // returns how many it holds.
     long long wait_for_rows(Process& p, long long rows) {
@@ -232,14 +233,15 @@ TEST_F(KafkaToPostgres, ExactlyOnceSurvivesRepeatedKillNine) {
               total);
 }
 
-TEST_F(KafkaToPostgres, ASinkConnectionCutMidStreamIsReconnectedAndExactlyOnceStaysExact) {
+// `sink_extra` goes into the sink's options.
+void KafkaToPostgres::cut_connections_mid_stream(const std::string& sink_extra) {
     kafka.create_topic("ev", 8);
     pg.exec("CREATE TABLE events (id bigint, user_id int, action text, item text, ts bigint)");
     const int total = 100000;
     produce_keyed(0, total);
-    const std::string path =
-        config("      table: events\n      exactly_once: true\n      batch_size: 2000\n", "", "ev",
-               "      join_group: false\n");
+    const std::string path = config(
+        "      table: events\n      exactly_once: true\n      batch_size: 2000\n" + sink_extra, "",
+        "ev", "      join_group: false\n");
     Process p(run_args(path), dir.path().string(), env());
     int cuts = 0;
     long long seen = 0;
@@ -257,6 +259,56 @@ TEST_F(KafkaToPostgres, ASinkConnectionCutMidStreamIsReconnectedAndExactlyOnceSt
     EXPECT_NE(p.err().find("reconnecting"), std::string::npos) << p.err();
     EXPECT_EQ(count("SELECT count(*) FROM events"), total);
     EXPECT_EQ(count("SELECT count(DISTINCT id) FROM events"), total);
+}
+
+TEST_F(KafkaToPostgres, ASinkConnectionCutMidStreamIsReconnectedAndExactlyOnceStaysExact) {
+    cut_connections_mid_stream("");
+}
+
+TEST_F(KafkaToPostgres, CutsOfEveryConnectionOfATwoConnectionSinkLeaveExactlyOnceExact) {
+    cut_connections_mid_stream("      connections: 2\n");
+}
+
+// Each partition is one connection's: a lock holding up partition 0's writes (its offsets row,
+// as another consumer of it would hold it) leaves partition 1's records free to commit.
+TEST_F(KafkaToPostgres, WithTwoConnectionsAPartitionHeldUpDoesNotHoldUpTheOther) {
+    kafka.create_topic("ev", 2);
+    pg.exec(
+        "CREATE TABLE events (id bigint PRIMARY KEY, user_id int, action text, item text, ts "
+        "bigint)");
+    for (int partition = 0; partition < 2; ++partition) {
+        const std::string file = dir.file("partition" + std::to_string(partition));
+        std::string lines;
+        for (const auto& event : make_events(partition * 5000, (partition + 1) * 5000))
+            lines += event + "\n";
+        write_file(file, lines);
+        shell("kcat -P -b '" + kafka.bootstraps() + "' -t ev -p " + std::to_string(partition) +
+              " -l '" + file + "'");
+    }
+    pg.exec(
+        "CREATE TABLE kbridge_offsets (consumer_group text NOT NULL, topic text NOT NULL, "
+        "partition int NOT NULL, next_offset bigint NOT NULL, updated_at timestamptz NOT NULL "
+        "DEFAULT now(), PRIMARY KEY (consumer_group, topic, partition))");
+    pg.exec(
+        "INSERT INTO kbridge_offsets (consumer_group, topic, partition, next_offset) VALUES "
+        "('lanes', 'ev', 0, -1), ('lanes', 'ev', 1, -1)");
+    PostgresSession holder(pg.url());
+    holder.exec("BEGIN");
+    holder.exec("SELECT * FROM kbridge_offsets WHERE partition = 0 FOR UPDATE");
+    const std::string path = config(
+        "      table: events\n      exactly_once: true\n      connections: 2\n      batch_size: "
+        "1000\n",
+        "", "ev", "      group: lanes\n      join_group: false\n");
+    Process p(run_args(path), dir.path().string(), env());
+    EXPECT_EQ(wait_for_rows(p, 5000), 5000) << p.err();
+    std::this_thread::sleep_for(300ms);
+    EXPECT_TRUE(p.running()) << p.err();
+    EXPECT_EQ(count("SELECT count(*) FROM events"), 5000);
+    EXPECT_EQ(count("SELECT count(*) FROM events WHERE id >= 5000"), 5000);  // partition 1's
+    holder.exec("COMMIT");
+    EXPECT_EQ(p.wait(), 0) << p.err();
+    EXPECT_EQ(count("SELECT count(*) FROM events"), 10000);
+    EXPECT_EQ(count("SELECT count(DISTINCT id) FROM events"), 10000);
 }
 
 TEST_F(KafkaToPostgres, TwoProcessesInOneGroupSplitThePartitionsAndTheTotalIsExact) {

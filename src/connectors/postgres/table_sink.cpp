@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "connectors/postgres/lanes.h"
 #include "core/runner.h"
 
 namespace kbridge {
@@ -35,6 +36,8 @@ const OptionTable kOptions = {
      "keep the Kafka offsets in the table's database, in the same transaction"},
     {"offsets_table", OptionType::String, "kbridge_offsets",
      "where exactly_once keeps the offsets"},
+    {"connections", OptionType::Integer, "2",
+     "connections writing at once, each its share of the Kafka partitions"},
 };
 
 constexpr int kMaxAttempts = 10;
@@ -178,6 +181,12 @@ std::unique_ptr<Sink> make_postgres_sink(const Options& options, const Connector
     s.batch_size = static_cast<size_t>(batch_size);
     s.exactly_once = options.boolean("exactly_once");
     s.offsets_table = options.str("offsets_table");
+    const int64_t connections = options.integer("connections");
+    if (connections < 1 || connections > 64)
+        throw options.error("connections", "must be between 1 and 64");
+    // They split a Kafka source's partitions; other sources' records have none.
+    if (connections > 1 && ctx.source_type == "kafka")
+        return std::make_unique<PostgresLanes>(s, static_cast<size_t>(connections));
     return std::make_unique<PostgresTableSink>(std::move(s));
 }
 
@@ -213,6 +222,8 @@ void PostgresTableSink::connect() {
 
 void PostgresTableSink::introspect() {
     table_ = conn_.quote_table(settings_.table);
+    columns_.clear();  // connect() runs again after an outage
+    keys_.clear();
     PgResult cols = conn_.exec_params(
         "SELECT a.attname, t.typcategory = 'A' FROM pg_attribute a JOIN pg_type t ON t.oid = "
         "a.atttypid"
@@ -432,8 +443,14 @@ bool PostgresTableSink::send(const Record& record, const simdjson::dom::element*
     in_.pending.push_back({batch, tombstone, topic, record.partition, record.offset,
                            keep(record.key), keep(record.value)});
     if (in_.pending.size() >= settings_.batch_size) {
-        finish_inflight();
-        start_next();
+        if (queue_full_batches_) {
+            full_.push_back(std::move(in_));
+            in_ = Buffer{};
+            if (!awaiting_) start_next();
+        } else {
+            finish_inflight();
+            start_next();
+        }
     }
     return true;
 }
@@ -442,7 +459,7 @@ bool PostgresTableSink::send(const Record& record, const simdjson::dom::element*
 // flight on without waiting (unless asked to) and starts the next once it is done.
 void PostgresTableSink::poll(std::chrono::milliseconds wait) {
     progress(wait);
-    if (!awaiting_ && !in_.pending.empty()) {
+    if (!awaiting_ && (!full_.empty() || !in_.pending.empty())) {
         start_next();
         progress(std::chrono::milliseconds(0));
     }
@@ -452,23 +469,30 @@ void PostgresTableSink::finish_inflight() {
     while (awaiting_) progress(std::chrono::milliseconds(1000));
 }
 
-// The encoded batch becomes the one written (its buffers swapped, not copied).
+short PostgresTableSink::wanted_events() const {
+    if (sending_) return POLLOUT | POLLIN;
+    return awaiting_ ? POLLIN : 0;
+}
+
+// The oldest encoded batch becomes the one written (its buffers swapped, not copied).
 void PostgresTableSink::start_next() {
-    std::swap(pending_, in_.pending);
-    std::swap(cells_, in_.cells);
-    std::swap(cell_text_, in_.text);
-    std::swap(originals_, in_.originals);
-    in_.pending.clear();
-    in_.cells.clear();
-    in_.text.clear();
-    in_.originals.clear();
+    Buffer& next = full_.empty() ? in_ : full_.front();
+    std::swap(pending_, next.pending);
+    std::swap(cells_, next.cells);
+    std::swap(cell_text_, next.text);
+    std::swap(originals_, next.originals);
+    next.pending.clear();
+    next.cells.clear();
+    next.text.clear();
+    next.originals.clear();
+    if (!full_.empty()) full_.pop_front();
     if (!pending_.empty()) start_async();
 }
 
 // The fast path: the whole transaction in one query string, sent without waiting for the server,
-// which goes from the COPY on to COMMIT by itself. Anything unusual (a tombstone in insert mode,
-// any error) takes the careful path, flush(), which retries, reconnects and isolates refused
-// records.
+// which goes from the COPY on to COMMIT by itself (with exactly_once, once the stored offsets are
+// in, themselves read without waiting). Anything unusual (a tombstone in insert mode, any error)
+// takes the careful path, flush(), which retries, reconnects and isolates refused records.
 void PostgresTableSink::start_async() {
     std::vector<size_t> all(pending_.size());
     std::iota(all.begin(), all.end(), 0);
@@ -481,36 +505,46 @@ void PostgresTableSink::start_async() {
     }
     try {
         ensure_connected();
-        std::string begin = "BEGIN; ";
-        std::vector<size_t> todo = all;
-        if (settings_.exactly_once) {  // the stored offsets are read (and locked) first
-            conn_.exec("BEGIN");
-            begin.clear();
-            todo = fence(all);
-        }
-        std::string tail;
-        if (settings_.mode != Mode::Insert && !todo.empty())
-            for (const auto& sql : staged_statements(todo)) tail += sql + ";\n";
-        if (settings_.exactly_once) tail += offsets_statement(all) + ";\n";
-        const std::string commit = tail + "COMMIT";
-        awaiting_ = true;
-        if (todo.empty()) {
-            if (!PQsendQuery(conn_.get(), commit.c_str())) conn_.raise("COMMIT failed");
+        if (settings_.exactly_once) {
+            const std::string fence = "BEGIN; " + fence_query(all);
+            if (!PQsendQuery(conn_.get(), fence.c_str())) conn_.raise("BEGIN failed");
+            awaiting_ = fencing_ = true;
             return;
         }
-        // Queued, not sent: the server parses this batch while the next one is read and
-        // encoded, instead of the two taking turns.
-        if (PQsetnonblocking(conn_.get(), 1) != 0) conn_.raise("COPY failed");
-        sending_ = true;
-        if (settings_.mode == Mode::Insert)
-            copy_inserts(todo, begin, commit);
-        else
-            copy_to_stage(todo, begin, commit);
-        if (PQputCopyEnd(conn_.get(), nullptr) != 1) conn_.raise("COPY failed");
+        send_transaction(all, "BEGIN; ");
     } catch (const PostgresError& e) {
         // Before the end of the COPY is sent nothing can have been committed.
         recover(e, false);
     }
+}
+
+// `todo`: the batch's records not yet applied; the transaction is open already unless `begin`
+// opens it.
+void PostgresTableSink::send_transaction(const std::vector<size_t>& todo,
+                                         const std::string& begin) {
+    std::string tail;
+    if (settings_.mode != Mode::Insert && !todo.empty())
+        for (const auto& sql : staged_statements(todo)) tail += sql + ";\n";
+    if (settings_.exactly_once) {
+        std::vector<size_t> all(pending_.size());
+        std::iota(all.begin(), all.end(), 0);
+        tail += offsets_statement(all) + ";\n";
+    }
+    const std::string commit = tail + "COMMIT";
+    awaiting_ = true;
+    if (todo.empty()) {
+        if (!PQsendQuery(conn_.get(), commit.c_str())) conn_.raise("COMMIT failed");
+        return;
+    }
+    // Queued, not sent: the server parses this batch while the next one is read and
+    // encoded, instead of the two taking turns.
+    if (PQsetnonblocking(conn_.get(), 1) != 0) conn_.raise("COPY failed");
+    sending_ = true;
+    if (settings_.mode == Mode::Insert)
+        copy_inserts(todo, begin, commit);
+    else
+        copy_to_stage(todo, begin, commit);
+    if (PQputCopyEnd(conn_.get(), nullptr) != 1) conn_.raise("COPY failed");
 }
 
 // Sends what the socket takes of the queued COPY, waiting up to `wait` for room; true once
@@ -571,6 +605,21 @@ void PostgresTableSink::progress(std::chrono::milliseconds wait) {
     while (awaiting_) {
         if (!result_ready(wait)) return;
         PgResult result(PQgetResult(conn_.get()));
+        if (!result && fencing_) {  // the stored offsets are in: the rest of the transaction
+            fencing_ = false;
+            awaiting_ = false;
+            std::vector<size_t> all(pending_.size());
+            std::iota(all.begin(), all.end(), 0);
+            try {
+                send_transaction(unapplied(all, fenced_.get()), "");
+            } catch (const PostgresError& e) {
+                recover(e, false);
+                return;
+            }
+            fenced_.reset();
+            wait = std::chrono::milliseconds(0);
+            continue;
+        }
         if (!result) {  // every result of the transaction's statements is in
             awaiting_ = false;
             for (const auto& p : pending_) listener_->delivered(p.batch);
@@ -583,12 +632,13 @@ void PostgresTableSink::progress(std::chrono::milliseconds wait) {
             while (PgResult rest{PQgetResult(conn_.get())}) {
             }
             try {
-                conn_.raise("COMMIT failed", result.get());
+                conn_.raise(fencing_ ? "BEGIN failed" : "COMMIT failed", result.get());
             } catch (const PostgresError& e) {
-                recover(e, true);  // in doubt only if the connection was lost
+                recover(e, !fencing_);  // in doubt only if the connection was lost
             }
             return;
         }
+        if (fencing_ && status == PGRES_TUPLES_OK) fenced_ = std::move(result);
         wait = std::chrono::milliseconds(0);
     }
 }
@@ -596,7 +646,8 @@ void PostgresTableSink::progress(std::chrono::milliseconds wait) {
 // The fast path failed: roll back and write the batch the careful way. A COMMIT whose outcome
 // the lost connection hides is resolved as flush() resolves it.
 void PostgresTableSink::recover(const PostgresError& e, bool commit_sent) {
-    awaiting_ = false;
+    awaiting_ = fencing_ = false;
+    fenced_.reset();
     stop_sending();
     if (commit_sent && e.connection_lost()) {
         std::vector<size_t> all(pending_.size());
@@ -919,17 +970,31 @@ std::vector<std::string> PostgresTableSink::staged_statements(const std::vector<
     return statements;
 }
 
-// exactly_once: the records at or past the stored offsets (locked until COMMIT, so a second
-// consumer of the same partitions waits and then skips what this one applied).
-std::vector<size_t> PostgresTableSink::fence(const std::vector<size_t>& records) {
-    PgResult stored = conn_.exec_params("SELECT topic, partition, next_offset FROM " +
-                                            conn_.quote_table(settings_.offsets_table) +
-                                            " WHERE consumer_group = $1 FOR UPDATE",
-                                        {group_});
+// exactly_once: the query reading the stored offsets of the records' partitions, locking them
+// until COMMIT, so that a second consumer of the same partitions waits and then skips what this
+// one applied. Only the batch's partitions are locked, in one order: the other connections of a
+// sink write other partitions.
+std::string PostgresTableSink::fence_query(const std::vector<size_t>& records) {
+    std::set<std::pair<uint32_t, int32_t>> partitions;
+    for (size_t r : records) partitions.insert({pending_[r].topic, pending_[r].partition});
+    std::string rows;
+    for (const auto& [topic, partition] : partitions)
+        rows += (rows.empty() ? "(" : ", (") + conn_.quote_literal(topics_[topic]) + ", " +
+                std::to_string(partition) + ")";
+    return "SELECT topic, partition, next_offset FROM " +
+           conn_.quote_table(settings_.offsets_table) +
+           " WHERE consumer_group = " + conn_.quote_literal(group_) +
+           " AND (topic, partition) IN (" + (rows.empty() ? "(NULL, NULL)" : rows) +
+           ") ORDER BY topic, partition FOR UPDATE";
+}
+
+// The records at or past the stored offsets the fence query read.
+std::vector<size_t> PostgresTableSink::unapplied(const std::vector<size_t>& records,
+                                                 const PGresult* stored) {
     std::map<std::pair<std::string, int32_t>, int64_t> next;
-    for (int i = 0; i < PQntuples(stored.get()); ++i)
-        next[{PQgetvalue(stored.get(), i, 0), std::stoi(PQgetvalue(stored.get(), i, 1))}] =
-            std::stoll(PQgetvalue(stored.get(), i, 2));
+    for (int i = 0; stored && i < PQntuples(stored); ++i)
+        next[{PQgetvalue(stored, i, 0), std::stoi(PQgetvalue(stored, i, 1))}] =
+            std::stoll(PQgetvalue(stored, i, 2));
     std::vector<size_t> todo;
     for (size_t r : records) {
         const Pending& p = pending_[r];
@@ -940,6 +1005,11 @@ std::vector<size_t> PostgresTableSink::fence(const std::vector<size_t>& records)
         spdlog::info("postgres_table sink {}: skipped {} records already applied (offsets in {})",
                      settings_.table, records.size() - todo.size(), settings_.offsets_table);
     return todo;
+}
+
+std::vector<size_t> PostgresTableSink::fence(const std::vector<size_t>& records) {
+    PgResult stored = conn_.exec(fence_query(records));
+    return unapplied(records, stored.get());
 }
 
 void PostgresTableSink::store_offsets(const std::vector<size_t>& records) {

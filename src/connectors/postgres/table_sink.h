@@ -6,6 +6,7 @@
 // server's message; the rest commit. With exactly_once the Kafka offsets are written in the same
 // transaction and records below them are skipped, so a replay never applies twice.
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -46,6 +47,14 @@ class PostgresTableSink : public Sink, private OffsetStore {
     std::string describe() const override { return "postgres_table:" + settings_.table; }
     bool reachable() const override { return conn_.is_connected(); }
     OffsetStore* offset_store() override { return settings_.exactly_once ? this : nullptr; }
+
+    // For a sink of several connections (PostgresLanes), which waits on all of them at once:
+    // what this connection waits for (0: nothing in flight).
+    short wanted_events() const;
+    int socket() { return PQsocket(conn_.get()); }
+    // send() never waits: a full batch waits in line while the one before is written, so that
+    // the other connections' records keep coming (the runner's in-flight limit bounds the line).
+    void queue_full_batches() { queue_full_batches_ = true; }
 
   private:
     struct Column {
@@ -111,6 +120,9 @@ class PostgresTableSink : public Sink, private OffsetStore {
     std::string offsets_statement(const std::vector<size_t>& records);
     void write(std::vector<size_t>& records, std::vector<Rejected>& rejected);
     std::vector<size_t> fence(const std::vector<size_t>& records);
+    std::string fence_query(const std::vector<size_t>& records);
+    std::vector<size_t> unapplied(const std::vector<size_t>& records, const PGresult* stored);
+    void send_transaction(const std::vector<size_t>& todo, const std::string& begin);
     void report_refused(const std::vector<Rejected>& rejected);
     void isolate(const std::vector<size_t>& records, std::vector<Rejected>& rejected);
     void apply(const std::vector<size_t>& records);
@@ -134,7 +146,9 @@ class PostgresTableSink : public Sink, private OffsetStore {
     std::string group_;
     Buffer in_;              // being encoded by send()
     bool awaiting_ = false;  // a batch's transaction is sent; its results are not all in
-    bool sending_ = false;   // the COPY is queued in libpq (non-blocking), not all sent yet
+    bool fencing_ = false;   // exactly_once: what is awaited is the stored offsets (fenced_)
+    PgResult fenced_;
+    bool sending_ = false;  // the COPY is queued in libpq (non-blocking), not all sent yet
     // The batch being written:
     std::vector<Pending> pending_;
     std::vector<Cell> cells_;  // columns_.size() per pending record
@@ -143,6 +157,8 @@ class PostgresTableSink : public Sink, private OffsetStore {
     std::vector<std::string> topics_;
     std::string scratch_, error_;
     std::string copy_buffer_;
+    std::deque<Buffer> full_;  // full batches waiting for the one in flight (queue_full_batches)
+    bool queue_full_batches_ = false;
 };
 
 }  // namespace kbridge

@@ -1,0 +1,41 @@
+#pragma once
+// Sink `postgres_table` with `connections` > 1: each Kafka partition is written by one of several
+// connections (partition modulo their count), each with its own transactions, so that one
+// connection's COPY, commit or WAL flush overlaps another's. A partition's records keep their
+// order; records of different partitions, which Kafka never ordered, may commit in any order.
+#include <memory>
+#include <vector>
+
+#include "connectors/postgres/table_sink.h"
+
+namespace kbridge {
+
+class PostgresLanes : public Sink, private OffsetStore {
+  public:
+    PostgresLanes(const PostgresTableSink::Settings& settings, size_t connections);
+
+    void set_listener(DeliveryListener* listener) override;
+    void set_dead_letter_available(bool available) override;
+    void connect() override;
+    bool send(const Record& record, const simdjson::dom::element* fields, BatchState* batch,
+              Rejection& why) override;
+    bool preview(const Record& record, const simdjson::dom::element* fields, std::string& out,
+                 Rejection& why) override;
+    bool needs_fields() const override { return lanes_.front()->needs_fields(); }
+    void poll(std::chrono::milliseconds wait) override;
+    std::string describe() const override { return lanes_.front()->describe(); }
+    bool reachable() const override;
+    OffsetStore* offset_store() override { return exactly_once_ ? this : nullptr; }
+    uint64_t retried() const override;
+
+  private:
+    void bind_group(const std::string& group) override;
+    std::vector<PartitionOffset> stored_offsets(
+        const std::vector<PartitionOffset>& partitions) override;
+
+    std::vector<std::unique_ptr<PostgresTableSink>> lanes_;
+    bool exactly_once_;
+    size_t tried_ = 0;  // connections connect() has tried
+};
+
+}  // namespace kbridge
