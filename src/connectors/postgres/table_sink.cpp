@@ -525,11 +525,7 @@ void PostgresTableSink::send_transaction(const std::vector<size_t>& todo,
     std::string tail;
     if (settings_.mode != Mode::Insert && !todo.empty())
         for (const auto& sql : staged_statements(todo)) tail += sql + ";\n";
-    if (settings_.exactly_once) {
-        std::vector<size_t> all(pending_.size());
-        std::iota(all.begin(), all.end(), 0);
-        tail += offsets_statement(all) + ";\n";
-    }
+    if (settings_.exactly_once) tail += offsets_statement() + ";\n";
     const std::string commit = tail + "COMMIT";
     awaiting_ = true;
     if (todo.empty()) {
@@ -540,10 +536,7 @@ void PostgresTableSink::send_transaction(const std::vector<size_t>& todo,
     // encoded, instead of the two taking turns.
     if (PQsetnonblocking(conn_.get(), 1) != 0) conn_.raise("COPY failed");
     sending_ = true;
-    if (settings_.mode == Mode::Insert)
-        copy_inserts(todo, begin, commit);
-    else
-        copy_to_stage(todo, begin, commit);
+    copy_rows(todo, settings_.mode != Mode::Insert, begin, commit);
     if (PQputCopyEnd(conn_.get(), nullptr) != 1) conn_.raise("COPY failed");
 }
 
@@ -719,7 +712,7 @@ void PostgresTableSink::flush() {
                 clear();
                 return;
             }
-            if (settings_.exactly_once) store_offsets(all);
+            if (settings_.exactly_once) conn_.exec(offsets_statement());
             commit_sent = true;
             conn_.exec("COMMIT");
             break;
@@ -857,20 +850,26 @@ void PostgresTableSink::append_copy_line(size_t record, const std::vector<size_t
 
 void PostgresTableSink::apply_insert(const std::vector<size_t>& records) {
     if (records.empty()) return;
-    copy_inserts(records);
+    copy_rows(records, false);
     conn_.end_copy_in();
 }
 
-void PostgresTableSink::copy_inserts(const std::vector<size_t>& records, const std::string& before,
-                                     const std::string& after) {
+// COPY FROM STDIN started, its rows sent: into the table, or (staged) into the stage table with
+// each record's place in the batch and whether it is a tombstone. `before` and `after` share the
+// COPY's query string.
+void PostgresTableSink::copy_rows(const std::vector<size_t>& records, bool staged,
+                                  const std::string& before, const std::string& after) {
     const std::vector<size_t> columns = used_columns(records);
     std::vector<std::string> names;
     for (size_t c : columns) names.push_back(columns_[c].quoted);
-    conn_.copy_in(before + "COPY " + table_ + " (" + join(names, ", ") + ") FROM STDIN" +
+    const std::string into = staged ? "kbridge_stage (kbridge_ord, kbridge_tomb, " : table_ + " (";
+    conn_.copy_in(before + "COPY " + into + join(names, ", ") + ") FROM STDIN" +
                   (after.empty() ? "" : "; " + after));
     copy_buffer_.clear();
+    std::string prefix;
     for (size_t r : records) {
-        append_copy_line(r, columns, copy_buffer_, "");
+        if (staged) prefix = std::to_string(r) + (pending_[r].tombstone ? "\tt\t" : "\tf\t");
+        append_copy_line(r, columns, copy_buffer_, prefix.c_str());
         if (copy_buffer_.size() >= kCopyChunk) {
             conn_.put_copy_data(copy_buffer_);
             copy_buffer_.clear();
@@ -909,28 +908,9 @@ void PostgresTableSink::delete_one(size_t record) {
 
 void PostgresTableSink::apply_staged(const std::vector<size_t>& records) {
     conn_.exec("TRUNCATE kbridge_stage");
-    copy_to_stage(records);
+    copy_rows(records, true);
     conn_.end_copy_in();
     for (const auto& sql : staged_statements(records)) conn_.exec(sql);
-}
-
-void PostgresTableSink::copy_to_stage(const std::vector<size_t>& records, const std::string& before,
-                                      const std::string& after) {
-    const std::vector<size_t> columns = used_columns(records);
-    std::vector<std::string> names;
-    for (size_t c : columns) names.push_back(columns_[c].quoted);
-    conn_.copy_in(before + "COPY kbridge_stage (kbridge_ord, kbridge_tomb, " + join(names, ", ") +
-                  ") FROM STDIN" + (after.empty() ? "" : "; " + after));
-    copy_buffer_.clear();
-    for (size_t r : records) {
-        const std::string prefix = std::to_string(r) + (pending_[r].tombstone ? "\tt\t" : "\tf\t");
-        append_copy_line(r, columns, copy_buffer_, prefix.c_str());
-        if (copy_buffer_.size() >= kCopyChunk) {
-            conn_.put_copy_data(copy_buffer_);
-            copy_buffer_.clear();
-        }
-    }
-    if (!copy_buffer_.empty()) conn_.put_copy_data(copy_buffer_);
 }
 
 // What makes the stage table's rows the table's: the last record of each key decides, a
@@ -984,17 +964,23 @@ std::string PostgresTableSink::fence_query(const std::vector<size_t>& records) {
     return "SELECT topic, partition, next_offset FROM " +
            conn_.quote_table(settings_.offsets_table) +
            " WHERE consumer_group = " + conn_.quote_literal(group_) +
-           " AND (topic, partition) IN (" + (rows.empty() ? "(NULL, NULL)" : rows) +
-           ") ORDER BY topic, partition FOR UPDATE";
+           " AND (topic, partition) IN (" + rows + ") ORDER BY topic, partition FOR UPDATE";
+}
+
+// Rows of (topic, partition, next_offset) by partition.
+std::map<std::pair<std::string, int32_t>, int64_t> PostgresTableSink::stored_next(
+    const PGresult* stored) {
+    std::map<std::pair<std::string, int32_t>, int64_t> next;
+    for (int i = 0; stored && i < PQntuples(stored); ++i)
+        next[{PQgetvalue(stored, i, 0), std::stoi(PQgetvalue(stored, i, 1))}] =
+            std::stoll(PQgetvalue(stored, i, 2));
+    return next;
 }
 
 // The records at or past the stored offsets the fence query read.
 std::vector<size_t> PostgresTableSink::unapplied(const std::vector<size_t>& records,
                                                  const PGresult* stored) {
-    std::map<std::pair<std::string, int32_t>, int64_t> next;
-    for (int i = 0; stored && i < PQntuples(stored); ++i)
-        next[{PQgetvalue(stored, i, 0), std::stoi(PQgetvalue(stored, i, 1))}] =
-            std::stoll(PQgetvalue(stored, i, 2));
+    const auto next = stored_next(stored);
     std::vector<size_t> todo;
     for (size_t r : records) {
         const Pending& p = pending_[r];
@@ -1012,26 +998,10 @@ std::vector<size_t> PostgresTableSink::fence(const std::vector<size_t>& records)
     return unapplied(records, stored.get());
 }
 
-void PostgresTableSink::store_offsets(const std::vector<size_t>& records) {
+// The batch's next offsets, written in its transaction (never moving a partition back).
+std::string PostgresTableSink::offsets_statement() {
     std::map<std::pair<uint32_t, int32_t>, int64_t> next;
-    for (size_t r : records) {
-        const Pending& p = pending_[r];
-        int64_t& n = next[{p.topic, p.partition}];
-        n = std::max(n, p.offset + 1);
-    }
-    for (const auto& [tp, offset] : next)
-        conn_.exec_params(
-            "INSERT INTO " + conn_.quote_table(settings_.offsets_table) +
-                " AS o (consumer_group, topic, partition, next_offset) VALUES ($1, $2, $3, $4)"
-                " ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET"
-                " next_offset = GREATEST(o.next_offset, EXCLUDED.next_offset), updated_at = now()",
-            {group_, topics_[tp.first], std::to_string(tp.second), std::to_string(offset)});
-}
-
-std::string PostgresTableSink::offsets_statement(const std::vector<size_t>& records) {
-    std::map<std::pair<uint32_t, int32_t>, int64_t> next;
-    for (size_t r : records) {
-        const Pending& p = pending_[r];
+    for (const Pending& p : pending_) {
         int64_t& n = next[{p.topic, p.partition}];
         n = std::max(n, p.offset + 1);
     }
@@ -1051,10 +1021,7 @@ bool PostgresTableSink::committed_before(const std::vector<size_t>& records) {
                                             conn_.quote_table(settings_.offsets_table) +
                                             " WHERE consumer_group = $1",
                                         {group_});
-    std::map<std::pair<std::string, int32_t>, int64_t> next;
-    for (int i = 0; i < PQntuples(stored.get()); ++i)
-        next[{PQgetvalue(stored.get(), i, 0), std::stoi(PQgetvalue(stored.get(), i, 1))}] =
-            std::stoll(PQgetvalue(stored.get(), i, 2));
+    const auto next = stored_next(stored.get());
     for (size_t r : records) {
         auto it = next.find({topics_[pending_[r].topic], pending_[r].partition});
         if (it == next.end() || it->second <= pending_[r].offset) return false;

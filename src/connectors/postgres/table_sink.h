@@ -7,6 +7,7 @@
 // transaction and records below them are skipped, so a replay never applies twice.
 #include <chrono>
 #include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -111,16 +112,14 @@ class PostgresTableSink : public Sink, private OffsetStore {
     void stop_sending();
     void progress(std::chrono::milliseconds wait);
     void recover(const PostgresError& e, bool commit_sent);
-    // COPY FROM STDIN started, its rows sent; `before` and `after` share its query string.
-    void copy_inserts(const std::vector<size_t>& records, const std::string& before = "",
-                      const std::string& after = "");
-    void copy_to_stage(const std::vector<size_t>& records, const std::string& before = "",
-                       const std::string& after = "");
+    void copy_rows(const std::vector<size_t>& records, bool staged, const std::string& before = "",
+                   const std::string& after = "");
     std::vector<std::string> staged_statements(const std::vector<size_t>& records);
-    std::string offsets_statement(const std::vector<size_t>& records);
+    std::string offsets_statement();
     void write(std::vector<size_t>& records, std::vector<Rejected>& rejected);
     std::vector<size_t> fence(const std::vector<size_t>& records);
     std::string fence_query(const std::vector<size_t>& records);
+    static std::map<std::pair<std::string, int32_t>, int64_t> stored_next(const PGresult* stored);
     std::vector<size_t> unapplied(const std::vector<size_t>& records, const PGresult* stored);
     void send_transaction(const std::vector<size_t>& todo, const std::string& begin);
     void report_refused(const std::vector<Rejected>& rejected);
@@ -129,7 +128,6 @@ class PostgresTableSink : public Sink, private OffsetStore {
     void apply_insert(const std::vector<size_t>& records);
     void apply_staged(const std::vector<size_t>& records);
     void delete_one(size_t record);
-    void store_offsets(const std::vector<size_t>& records);
     bool committed_before(const std::vector<size_t>& records);
     void append_copy_line(size_t record, const std::vector<size_t>& columns, std::string& out,
                           const char* prefix);
