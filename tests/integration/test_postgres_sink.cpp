@@ -544,6 +544,35 @@ TEST_F(KafkaToPostgres, StdinToKafkaToStdoutPipesLines) {
     EXPECT_EQ(*ids.rbegin(), 3000);
 }
 
+// A prefetch queue far smaller than the topic: the source wakes the fetchers (with offset
+// requests whose answers it does not wait for) each time it has read a part of the queue, many
+// times in this run. Every record still arrives once, and the late answers free cleanly (ASan).
+TEST_F(KafkaToPostgres, ATinyPrefetchQueueIsRefilledOftenAndEveryRecordArrivesOnce) {
+    kafka.create_topic("ev", 4);
+    produce_keyed(0, 40000);  // ~3.5 MB: a dozen wake-ups at the smallest interval (256 KB)
+    const std::string path = dir.file("tiny-queue.yaml");
+    write_file(path,
+               "version: 1\nkafka: {brokers: '${KAFKA_BROKERS}'}\npipelines:\n"
+               "  - name: out\n    source:\n      type: kafka\n      topics: [ev]\n"
+               "      properties: {session.timeout.ms: '6000', queued.max.messages.kbytes: '64'}\n"
+               "    sink: {type: stdout}\n");
+    Process consumer({KBRIDGE_BINARY, "run", path, "--once", "--state-dir", dir.file("state")},
+                     dir.path().string(), env());
+    ASSERT_EQ(consumer.wait(), 0) << consumer.err();
+    std::set<long long> ids;
+    std::istringstream lines(consumer.out());
+    std::string line;
+    size_t count_lines = 0;
+    while (std::getline(lines, line)) {
+        ++count_lines;
+        ids.insert(event_id(line));
+    }
+    EXPECT_EQ(count_lines, 40000u);
+    EXPECT_EQ(ids.size(), 40000u);
+    EXPECT_EQ(*ids.begin(), 0);
+    EXPECT_EQ(*ids.rbegin(), 39999);
+}
+
 TEST_F(KafkaToPostgres, CsvLinesOfTheSeedsArriveAsRowsAndLeaveAsCsv) {
     kafka.create_topic("people", 1);
     pg.exec(

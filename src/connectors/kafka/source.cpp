@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
@@ -33,6 +34,14 @@ const OptionTable kOptions = with_csv_options({
 constexpr auto kAssignmentWait = std::chrono::seconds(30);
 constexpr auto kCommitInterval = std::chrono::seconds(1);
 constexpr int kMetadataTimeoutMs = 10000;
+// The queue ran dry: the fetchers may be waiting to look at it again (see wake_fetchers()).
+constexpr auto kDryWakeInterval = std::chrono::milliseconds(10);
+
+int remaining_ms(std::chrono::steady_clock::time_point deadline) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    return static_cast<int>(std::max<int64_t>(left.count(), 0));
+}
 
 std::string partition_names(const rd_kafka_topic_partition_list_t* list) {
     std::string out;
@@ -86,6 +95,11 @@ KafkaSource::KafkaSource(Settings settings) : settings_(std::move(settings)) {
     settings_.kafka.properties.emplace("queued.min.messages", "1000000");
     settings_.kafka.properties.emplace("queued.max.messages.kbytes", "32768");
     if (settings_.once) settings_.kafka.properties["enable.partition.eof"] = "true";
+    // A quarter of the queue: it is refilled long before it runs dry. librdkafka itself rejects
+    // a queue size that is not a number.
+    const unsigned long long queue_kbytes = std::strtoull(
+        settings_.kafka.properties["queued.max.messages.kbytes"].c_str(), nullptr, 10);
+    wake_every_ = std::max<size_t>(queue_kbytes * 1024 / 4, 256 << 10);
 }
 
 KafkaSource::~KafkaSource() {
@@ -380,26 +394,38 @@ ReadStatus KafkaSource::read(Batch& batch, milliseconds wait) {
     uint64_t generation = generation_;
     std::vector<rd_kafka_message_t*> kept;
     size_t bytes = 0;
+    bool ran_dry = false;
+    // Messages come in runs of one partition: its state is looked up once per run.
+    const rd_kafka_topic_t* run_topic = nullptr;
+    int32_t run_partition = -1;
+    Assigned* run = nullptr;
     const auto deadline = now + std::min(wait, settings_.batch_timeout);
     while (kept.size() < settings_.batch_size) {
-        const auto left =
-            std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
-        rd_kafka_message_t* m = rd_kafka_consumer_poll(
-            consumer_.get(), static_cast<int>(std::max<int64_t>(left.count(), 0)));
+        // The clock is read only when there is a deadline to wait for.
+        const int timeout_ms = wait.count() > 0 ? remaining_ms(deadline) : 0;
+        rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_.get(), timeout_ms);
         if (generation != generation_) {
             for (auto* k : kept) rd_kafka_message_destroy(k);
             kept.clear();
             bytes = 0;
             generation = generation_;
+            run_topic = nullptr;
         }
         if (!m) {
-            if (left.count() <= 0) break;
-            continue;
+            if (timeout_ms > 0) continue;
+            ran_dry = true;
+            break;
         }
-        bool keep = false;
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        const bool partition_message = !m->err || m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF;
+        if (partition_message && (m->rkt != run_topic || m->partition != run_partition)) {
             auto a = assigned_.find({rd_kafka_topic_name(m->rkt), m->partition});
-            if (a != assigned_.end()) a->second.done = true;
+            run = a == assigned_.end() ? nullptr : &a->second;
+            run_topic = m->rkt;
+            run_partition = m->partition;
+        }
+        bool keep = false, now_done = false;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            now_done = run != nullptr;
         } else if (m->err) {
             const std::string what = rd_kafka_message_errstr(m);
             if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
@@ -409,12 +435,9 @@ ReadStatus KafkaSource::read(Batch& batch, milliseconds wait) {
                 throw std::runtime_error("kafka source " + describe() + ": " + what);
             }
             spdlog::warn("kafka source {}: {}", describe(), what);
-        } else {
-            auto a = assigned_.find({rd_kafka_topic_name(m->rkt), m->partition});
-            if (a != assigned_.end()) {
-                keep = !settings_.once || m->offset < a->second.end;
-                if (settings_.once && m->offset + 1 >= a->second.end) a->second.done = true;
-            }
+        } else if (run) {
+            keep = !settings_.once || m->offset < run->end;
+            now_done = settings_.once && m->offset + 1 >= run->end;
         }
         if (keep) {
             kept.push_back(m);
@@ -422,9 +445,16 @@ ReadStatus KafkaSource::read(Batch& batch, milliseconds wait) {
         } else {
             rd_kafka_message_destroy(m);
         }
-        if (settings_.once && all_done()) break;
+        if (now_done && !run->done) {
+            run->done = true;
+            if (settings_.once && all_done()) break;
+        }
     }
     check_fatal();
+    read_since_wake_ += bytes;
+    if (read_since_wake_ >= wake_every_ ||
+        (ran_dry && read_since_wake_ > 0 && now - last_wake_ >= kDryWakeInterval))
+        wake_fetchers(now);
     if (kept.empty()) return settings_.once && all_done() ? ReadStatus::End : ReadStatus::Idle;
 
     batch.storage.reserve(bytes + kValuePadding);
@@ -444,6 +474,9 @@ ReadStatus KafkaSource::read(Batch& batch, milliseconds wait) {
     const char* base = batch.storage.data();
     size_t value_at = 0, key_at = values_end;
     std::map<TopicPartition, int64_t> next_offsets;
+    const rd_kafka_topic_t* run_topic_of_next = nullptr;
+    int32_t run_partition_of_next = -1;
+    int64_t* next = nullptr;
     batch.records.reserve(kept.size());
     for (auto* m : kept) {
         Record r;
@@ -470,8 +503,12 @@ ReadStatus KafkaSource::read(Batch& batch, milliseconds wait) {
                                                ? std::string(static_cast<const char*>(value), size)
                                                : std::string()});
         }
-        int64_t& next = next_offsets[{r.topic, r.partition}];
-        next = std::max(next, m->offset + 1);
+        if (m->rkt != run_topic_of_next || m->partition != run_partition_of_next) {
+            next = &next_offsets[{r.topic, r.partition}];
+            run_topic_of_next = m->rkt;
+            run_partition_of_next = m->partition;
+        }
+        *next = std::max(*next, m->offset + 1);
         batch.records.push_back(std::move(r));
         rd_kafka_message_destroy(m);
     }
@@ -486,6 +523,23 @@ ReadStatus KafkaSource::read(Batch& batch, milliseconds wait) {
         }
     };
     return ReadStatus::Records;
+}
+
+// librdkafka (before 2.1's fetch.queue.backoff.ms) stops fetching while its queue is over
+// queued.max.messages.kbytes and looks again only when a broker thread wakes, at most a second
+// later: with a sink faster than that, every refill of the queue cost up to a second of idling.
+// Any request wakes the thread of the broker it goes to, so ask each of our partitions' leaders
+// for an offset without waiting for the answer (librdkafka drops answers that come too late).
+void KafkaSource::wake_fetchers(std::chrono::steady_clock::time_point now) {
+    read_since_wake_ = 0;
+    last_wake_ = now;
+    if (assigned_.empty()) return;
+    KafkaPartitionList partitions(
+        rd_kafka_topic_partition_list_new(static_cast<int>(assigned_.size())));
+    for (const auto& [tp, a] : assigned_)
+        rd_kafka_topic_partition_list_add(partitions.get(), tp.first.c_str(), tp.second)->offset =
+            RD_KAFKA_OFFSET_END;
+    rd_kafka_offsets_for_times(consumer_.get(), partitions.get(), 0);
 }
 
 void KafkaSource::close() {

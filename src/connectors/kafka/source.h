@@ -64,6 +64,7 @@ class KafkaSource : public Source {
     void commit(bool synchronous);
     void check_fatal();
     bool all_done() const;
+    void wake_fetchers(std::chrono::steady_clock::time_point now);
 
     Settings settings_;
     KafkaHandle consumer_;
@@ -74,8 +75,9 @@ class KafkaSource : public Source {
     bool assign_at_first_read_ = false;        // join_group off
     uint64_t generation_ = 0;                  // bumped by every rebalance
     std::optional<uint64_t> backlog_;
-    std::chrono::steady_clock::time_point connected_, last_commit_;
+    std::chrono::steady_clock::time_point connected_, last_commit_, last_wake_;
     std::string rebalance_error_;
+    size_t read_since_wake_ = 0, wake_every_ = 0;  // bytes
 };
 
 }  // namespace kbridge

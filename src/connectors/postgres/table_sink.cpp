@@ -372,13 +372,17 @@ bool PostgresTableSink::encode_value(const simdjson::dom::element* fields, const
         return false;
     }
     bool any = false;
+    size_t next = 0;  // fields mostly come in the order of the columns: try the next one first
     for (const auto field : object) {
-        for (size_t i = 0; i < columns_.size(); ++i) {
-            if (columns_[i].name != field.key) continue;
-            put_json(i, field.value);
-            any = true;
-            break;
+        size_t i = next;
+        if (i >= columns_.size() || columns_[i].name != field.key) {
+            i = 0;
+            while (i < columns_.size() && columns_[i].name != field.key) ++i;
+            if (i == columns_.size()) continue;
         }
+        put_json(i, field.value);
+        any = true;
+        next = i + 1;
     }
     if (!any) why = {"no_columns", "no field of the record names a column of " + settings_.table};
     return any;
