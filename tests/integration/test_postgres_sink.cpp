@@ -22,6 +22,19 @@ using namespace std::chrono_literals;
 // that consecutive runs of one group join at once.
 const char* kConsumer = "      properties: {session.timeout.ms: '6000'}\n";
 
+// The events a stdout sink printed, one per line.
+struct PrintedEvents {
+    size_t lines = 0;
+    std::set<long long> ids;
+};
+PrintedEvents printed_events(const std::string& out) {
+    PrintedEvents printed;
+    std::istringstream lines(out);
+    for (std::string line; std::getline(lines, line); ++printed.lines)
+        printed.ids.insert(event_id(line));
+    return printed;
+}
+
 class KafkaToPostgres : public ::testing::Test {
   protected:
     TempDir dir;
@@ -531,17 +544,10 @@ TEST_F(KafkaToPostgres, StdinToKafkaToStdoutPipesLines) {
         read_file(dir.file("out.prom")).find("kbridge_source_lag_records{pipeline=\"out\"} 0\n"),
         std::string::npos)
         << read_file(dir.file("out.prom"));
-    std::set<long long> ids;
-    std::istringstream lines(consumer.out());
-    std::string line;
-    size_t count_lines = 0;
-    while (std::getline(lines, line)) {
-        ++count_lines;
-        ids.insert(event_id(line));
-    }
-    EXPECT_EQ(count_lines, 3001u);
-    EXPECT_EQ(ids.size(), 3001u);
-    EXPECT_EQ(*ids.rbegin(), 3000);
+    const PrintedEvents printed = printed_events(consumer.out());
+    EXPECT_EQ(printed.lines, 3001u);
+    EXPECT_EQ(printed.ids.size(), 3001u);
+    EXPECT_EQ(*printed.ids.rbegin(), 3000);
 }
 
 // A prefetch queue far smaller than the topic: the source wakes the fetchers (with offset
@@ -559,18 +565,11 @@ TEST_F(KafkaToPostgres, ATinyPrefetchQueueIsRefilledOftenAndEveryRecordArrivesOn
     Process consumer({KBRIDGE_BINARY, "run", path, "--once", "--state-dir", dir.file("state")},
                      dir.path().string(), env());
     ASSERT_EQ(consumer.wait(), 0) << consumer.err();
-    std::set<long long> ids;
-    std::istringstream lines(consumer.out());
-    std::string line;
-    size_t count_lines = 0;
-    while (std::getline(lines, line)) {
-        ++count_lines;
-        ids.insert(event_id(line));
-    }
-    EXPECT_EQ(count_lines, 40000u);
-    EXPECT_EQ(ids.size(), 40000u);
-    EXPECT_EQ(*ids.begin(), 0);
-    EXPECT_EQ(*ids.rbegin(), 39999);
+    const PrintedEvents printed = printed_events(consumer.out());
+    EXPECT_EQ(printed.lines, 40000u);
+    EXPECT_EQ(printed.ids.size(), 40000u);
+    EXPECT_EQ(*printed.ids.begin(), 0);
+    EXPECT_EQ(*printed.ids.rbegin(), 39999);
 }
 
 TEST_F(KafkaToPostgres, CsvLinesOfTheSeedsArriveAsRowsAndLeaveAsCsv) {

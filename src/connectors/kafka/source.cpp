@@ -395,10 +395,12 @@ ReadStatus KafkaSource::read(Batch& batch, milliseconds wait) {
     std::vector<rd_kafka_message_t*> kept;
     size_t bytes = 0;
     bool ran_dry = false;
+    std::map<TopicPartition, int64_t> next_offsets;  // of what was kept
     // Messages come in runs of one partition: its state is looked up once per run.
     const rd_kafka_topic_t* run_topic = nullptr;
     int32_t run_partition = -1;
     Assigned* run = nullptr;
+    int64_t* run_next = nullptr;
     const auto deadline = now + std::min(wait, settings_.batch_timeout);
     while (kept.size() < settings_.batch_size) {
         // The clock is read only when there is a deadline to wait for.
@@ -407,6 +409,7 @@ ReadStatus KafkaSource::read(Batch& batch, milliseconds wait) {
         if (generation != generation_) {
             for (auto* k : kept) rd_kafka_message_destroy(k);
             kept.clear();
+            next_offsets.clear();
             bytes = 0;
             generation = generation_;
             run_topic = nullptr;
@@ -420,6 +423,7 @@ ReadStatus KafkaSource::read(Batch& batch, milliseconds wait) {
         if (partition_message && (m->rkt != run_topic || m->partition != run_partition)) {
             auto a = assigned_.find({rd_kafka_topic_name(m->rkt), m->partition});
             run = a == assigned_.end() ? nullptr : &a->second;
+            run_next = nullptr;
             run_topic = m->rkt;
             run_partition = m->partition;
         }
@@ -440,6 +444,8 @@ ReadStatus KafkaSource::read(Batch& batch, milliseconds wait) {
             now_done = settings_.once && m->offset + 1 >= run->end;
         }
         if (keep) {
+            if (!run_next) run_next = &next_offsets[{rd_kafka_topic_name(m->rkt), m->partition}];
+            *run_next = std::max(*run_next, m->offset + 1);
             kept.push_back(m);
             bytes += m->len + m->key_len;
         } else {
@@ -473,10 +479,6 @@ ReadStatus KafkaSource::read(Batch& batch, milliseconds wait) {
     batch.storage.resize(std::max(keys_end, values_end + kValuePadding), '\0');
     const char* base = batch.storage.data();
     size_t value_at = 0, key_at = values_end;
-    std::map<TopicPartition, int64_t> next_offsets;
-    const rd_kafka_topic_t* run_topic_of_next = nullptr;
-    int32_t run_partition_of_next = -1;
-    int64_t* next = nullptr;
     batch.records.reserve(kept.size());
     for (auto* m : kept) {
         Record r;
@@ -503,12 +505,6 @@ ReadStatus KafkaSource::read(Batch& batch, milliseconds wait) {
                                                ? std::string(static_cast<const char*>(value), size)
                                                : std::string()});
         }
-        if (m->rkt != run_topic_of_next || m->partition != run_partition_of_next) {
-            next = &next_offsets[{r.topic, r.partition}];
-            run_topic_of_next = m->rkt;
-            run_partition_of_next = m->partition;
-        }
-        *next = std::max(*next, m->offset + 1);
         batch.records.push_back(std::move(r));
         rd_kafka_message_destroy(m);
     }
