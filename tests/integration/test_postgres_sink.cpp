@@ -128,7 +128,7 @@ TEST_F(KafkaToPostgres, UpsertsAndTombstonesEndAsTheLastRecordOfEachKey) {
             "\",\"Score\":1.5,\"tags\":[\"a\",\"b c\"],\"doc\":{\"v\":1},\"unknown\":true}");
     for (int id = 1; id <= 50; ++id)
         lines.push_back(std::to_string(id) + "\t{\"id\":" + std::to_string(id) +
-                        ",\"name\":\"tab\\there \\\"quoted\\\"\",\"Score\":2}");
+                        ",\"name\":\"tab\\there \\\"quoted\\\" a\\\\b\\nc\\rd\",\"Score\":2}");
     for (int id = 1; id <= 10; ++id) lines.push_back(std::to_string(id) + "\t");  // tombstones
     lines.push_back("5\t{\"id\":5,\"name\":\"back\",\"Score\":3}");
     lines.push_back("{\"id\":901}\t");  // a tombstone keyed by a JSON object
@@ -147,7 +147,8 @@ TEST_F(KafkaToPostgres, UpsertsAndTombstonesEndAsTheLastRecordOfEachKey) {
         EXPECT_EQ(count("SELECT count(*) FROM users"), 100 - 10 + 1 + 1);
         EXPECT_EQ(count("SELECT count(*) FROM users WHERE id BETWEEN 1 AND 10"), 1);
         EXPECT_EQ(pg.scalar("SELECT name || ' ' || \"Score\" FROM users WHERE id = 5"), "back 3");
-        EXPECT_EQ(pg.scalar("SELECT name FROM users WHERE id = 20"), "tab\there \"quoted\"");
+        EXPECT_EQ(pg.scalar("SELECT name FROM users WHERE id = 20"),
+                  "tab\there \"quoted\" a\\b\nc\rd");
         EXPECT_EQ(pg.scalar("SELECT \"Score\" FROM users WHERE id = 20"), "2");
         EXPECT_EQ(pg.scalar("SELECT \"Score\"::text || ' ' || tags::text || ' ' || doc::text "
                             "FROM users WHERE id = 60"),

@@ -43,26 +43,33 @@ const OptionTable kOptions = {
 constexpr int kMaxAttempts = 10;
 constexpr size_t kCopyChunk = 1 << 20;
 
-// COPY text format: backslash escapes for the characters that delimit it.
+// COPY text format: backslash escapes for the characters that delimit it. Runs of plain
+// characters are appended whole: most values have no character to escape.
 void append_escaped(std::string& out, std::string_view text) {
-    for (const char c : text) {
-        switch (c) {
+    size_t plain = 0;
+    for (size_t i = 0; i < text.size(); ++i) {
+        const char* escaped;
+        switch (text[i]) {
             case '\\':
-                out += "\\\\";
+                escaped = "\\\\";
                 break;
             case '\n':
-                out += "\\n";
+                escaped = "\\n";
                 break;
             case '\r':
-                out += "\\r";
+                escaped = "\\r";
                 break;
             case '\t':
-                out += "\\t";
+                escaped = "\\t";
                 break;
             default:
-                out += c;
+                continue;
         }
+        out.append(text.data() + plain, i - plain);
+        out += escaped;
+        plain = i + 1;
     }
+    out.append(text.data() + plain, text.size() - plain);
 }
 
 void append_number(std::string& out, simdjson::dom::element value) {
@@ -306,8 +313,12 @@ std::optional<std::string_view> PostgresTableSink::view(Bytes bytes) const {
     return std::string_view(originals_).substr(bytes.begin, static_cast<size_t>(bytes.length));
 }
 
+PostgresTableSink::Cell& PostgresTableSink::encoded_cell(size_t column) {
+    return in_.cells[in_.pending.size() * columns_.size() + column];
+}
+
 void PostgresTableSink::put_cell(size_t column, std::optional<std::string_view> text) {
-    Cell& cell = in_.cells[in_.pending.size() * columns_.size() + column];
+    Cell& cell = encoded_cell(column);
     if (!text) {
         cell.length = kNull;
         return;
@@ -331,11 +342,13 @@ void PostgresTableSink::put_json(size_t column, simdjson::dom::element value) {
             return;
         case T::INT64:
         case T::UINT64:
-        case T::DOUBLE:
-            scratch_.clear();
-            append_number(scratch_, value);
-            put_cell(column, scratch_);
+        case T::DOUBLE: {  // digits need no escaping: straight into the cell text
+            Cell& cell = encoded_cell(column);
+            cell.begin = static_cast<uint32_t>(in_.text.size());
+            append_number(in_.text, value);
+            cell.length = static_cast<int32_t>(in_.text.size() - cell.begin);
             return;
+        }
         case T::ARRAY:
             if (columns_[column].is_array) {
                 scratch_.clear();
@@ -449,7 +462,12 @@ bool PostgresTableSink::send(const Record& record, const simdjson::dom::element*
     if (in_.pending.size() >= settings_.batch_size) {
         if (queue_full_batches_) {
             full_.push_back(std::move(in_));
-            in_ = Buffer{};
+            if (spare_.empty()) {
+                in_ = Buffer{};
+            } else {
+                in_ = std::move(spare_.back());
+                spare_.pop_back();
+            }
             if (!awaiting_) start_next();
         } else {
             finish_inflight();
@@ -489,7 +507,12 @@ void PostgresTableSink::start_next() {
     next.cells.clear();
     next.text.clear();
     next.originals.clear();
-    if (!full_.empty()) full_.pop_front();
+    if (!full_.empty()) {
+        // Kept for the next batch: its vectors have grown to a batch's size already, and growing
+        // fresh ones each batch costs page faults and copies.
+        if (spare_.size() < kSpareBuffers) spare_.push_back(std::move(full_.front()));
+        full_.pop_front();
+    }
     if (!pending_.empty()) start_async();
 }
 

@@ -100,6 +100,7 @@ class PostgresTableSink : public Sink, private OffsetStore {
     void ensure_connected();
     bool encode_value(const simdjson::dom::element* fields, const Record& record, Rejection& why);
     bool encode_key(const Record& record, Rejection& why);
+    Cell& encoded_cell(size_t column);  // of the record being encoded
     void put_cell(size_t column, std::optional<std::string_view> text);
     void put_json(size_t column, simdjson::dom::element value);
 
@@ -156,6 +157,8 @@ class PostgresTableSink : public Sink, private OffsetStore {
     std::string scratch_, error_;
     std::string copy_buffer_;
     std::deque<Buffer> full_;  // full batches waiting for the one in flight (queue_full_batches)
+    static constexpr size_t kSpareBuffers = 2;
+    std::vector<Buffer> spare_;  // emptied buffers of batches written, for the next ones
     bool queue_full_batches_ = false;
 };
 
