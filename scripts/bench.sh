@@ -633,7 +633,9 @@ fresh_table() {
 }
 
 # measure_rows TOOL REP RECORDS TABLE COMMAND...: time COMMAND, then count the
-# table's rows (the "delivered" column).
+# table's rows (the "delivered" column) and drop it. Kept, every loaded table
+# would be vacuumed and analyzed by autovacuum within the minute (1-2 s of a
+# worker each), in the middle of whichever tool's run comes next.
 measure_rows() {
     local tool=$1 rep=$2 records=$3 table=$4; shift 4
     local out=$TMP/${tool//[^A-Za-z0-9]/_}_$rep.log
@@ -641,6 +643,7 @@ measure_rows() {
     measure "$out" "$@"
     ((M_RC == 0)) || report_failure "$(printf '%q ' "$@")" "$out"
     M_DELIVERED=$(psql_bench -At -c "SELECT count(*) FROM $table")
+    psql_bench -c "DROP TABLE $table"
     record_measurement "$tool" "$rep" "$records"
 }
 
