@@ -336,9 +336,29 @@ void PipelineRunner::dead_letter(BatchState* batch, Record record, const Rejecti
     record.headers.push_back({"kbridge.pipeline", name_});
     record.headers.push_back({"kbridge.source", source_->describe()});
     Rejection again;
-    if (!dead_letter_->send(record, nullptr, batch, again))
+    if (dead_letter_->send(record, nullptr, batch, again)) {
+        ++dead_letters_in_flight_;
+    } else {
         fail(batch, "dead letter " + dead_letter_->describe() + " refused a record (" +
                         describe_record(record) + "): " + again.detail);
+    }
+}
+
+bool PipelineRunner::settle_dead_letters() {
+    const auto since = std::chrono::steady_clock::now();
+    bool told = false;
+    while (dead_letters_in_flight_ > 0 && !fatal_) {
+        if (!told && std::chrono::steady_clock::now() - since > std::chrono::seconds(1)) {
+            spdlog::warn(
+                "pipeline {}: waiting for {} to take {} refused record(s) before "
+                "committing past them",
+                name_, dead_letter_->describe(), dead_letters_in_flight_);
+            told = true;
+        }
+        beat();
+        dead_letter_->poll(milliseconds(100));
+    }
+    return !fatal_;
 }
 
 void PipelineRunner::fail(BatchState* batch, const std::string& error) {
@@ -366,16 +386,19 @@ void PipelineRunner::failed(BatchState* batch, const std::string& error) {
 }
 
 void PipelineRunner::DeadLetterListener::delivered(BatchState* batch) {
+    --runner_.dead_letters_in_flight_;
     --batch->pending;
     ++runner_.stats_.dead_lettered;
 }
 
 void PipelineRunner::DeadLetterListener::rejected(BatchState* batch, Record, const Rejection& why) {
+    --runner_.dead_letters_in_flight_;
     runner_.fail(batch, "dead letter " + runner_.dead_letter_->describe() +
                             " rejected a record: " + why.detail);
 }
 
 void PipelineRunner::DeadLetterListener::failed(BatchState* batch, const std::string& error) {
+    --runner_.dead_letters_in_flight_;
     runner_.fail(batch, "dead letter: " + error);
 }
 

@@ -79,6 +79,7 @@ class PipelineRunner : private DeliveryListener {
     void delivered(BatchState* batch) override;
     void rejected(BatchState* batch, Record record, const Rejection& why) override;
     void failed(BatchState* batch, const std::string& error) override;
+    bool settle_dead_letters() override;
 
     void dispatch(Batch& batch);
     void preview(Batch& batch);
@@ -118,6 +119,7 @@ class PipelineRunner : private DeliveryListener {
     bool source_connected_ = false;
     bool sink_connected_ = false;
     bool dead_letter_connected_ = false;
+    size_t dead_letters_in_flight_ = 0;  // sent to the dead letter, not reported on yet
     PipelineStats stats_;
     std::optional<uint64_t> total_;
     std::chrono::steady_clock::time_point started_, last_progress_;

@@ -26,6 +26,12 @@ class DeliveryListener {
     virtual void rejected(BatchState* batch, Record record, const Rejection& why) = 0;
     // Could not be delivered and may not be dropped: the run must stop.
     virtual void failed(BatchState* batch, const std::string& error) = 0;
+    // Waits until the dead letter holds every record rejected() so far; false if it failed to
+    // (the run then stops). For a sink whose commit moves the source's position past the
+    // records it refused (exactly_once): it reports them and settles before committing, as a
+    // crash after the commit would otherwise leave them nowhere. A listener that dead-letters
+    // nothing has nothing to wait for.
+    virtual bool settle_dead_letters() { return true; }
 };
 
 class Sink {

@@ -196,6 +196,48 @@ TEST_F(KafkaToPostgres, PoisonRecordsGoToTheDeadLetterTopicWithTheDatabaseErrorA
     EXPECT_NE(all.find("kbridge.error.reason=database"), std::string::npos) << all;
 }
 
+// With exactly_once the commit stores offsets past the refused record: it must wait until the
+// dead letter holds it, or a crash just after the commit would lose it.
+TEST_F(KafkaToPostgres, ExactlyOnceCommitsPastARefusedRecordOnlyOnceTheDeadLetterHoldsIt) {
+    kafka.create_topic("ev", 1);
+    EmbeddedKafka dead_letters{1};
+    dead_letters.create_topic("ev_dlq", 1);
+    pg.exec(
+        "CREATE TABLE events (id bigint PRIMARY KEY, user_id int, action text, item text, ts "
+        "bigint)");
+    std::vector<std::string> lines = make_events(0, 100);
+    lines.insert(lines.begin() + 50, R"({"id":7,"user_id":1,"action":"duplicate key"})");
+    produce(lines);
+    const std::string path =
+        config("      table: events\n      exactly_once: true\n",
+               "    dead_letter: {type: kafka, topic: ev_dlq, connect_timeout: 0, brokers: '" +
+                   dead_letters.bootstraps() + "'}\n");
+    rd_kafka_mock_broker_set_down(dead_letters.cluster(), 1);
+    {
+        Process p(run_args(path), dir.path().string(), env());
+        for (int i = 0; i < 1500 && p.running() && p.err().find("waiting for") == std::string::npos;
+             ++i)
+            std::this_thread::sleep_for(10ms);
+        ASSERT_TRUE(p.running()) << p.err();
+        EXPECT_NE(p.err().find("to take 1 refused record(s) before committing"), std::string::npos)
+            << p.err();
+        EXPECT_EQ(count("SELECT count(*) FROM events"), 0);
+        p.signal(SIGKILL);
+        EXPECT_EQ(p.wait(), 128 + SIGKILL);
+    }
+    rd_kafka_mock_broker_set_up(dead_letters.cluster(), 1);
+    const RunResult r = run(path);
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.err.find("read 101, delivered 100, dead-lettered 1"), std::string::npos) << r.err;
+    EXPECT_EQ(count("SELECT count(*) FROM events"), 100);
+    const auto dead = kcat_consume(dead_letters.bootstraps(), "ev_dlq");
+    ASSERT_EQ(dead.size(), 1u);
+    EXPECT_NE(dead[0].value.find("duplicate key"), std::string::npos) << dead[0].value;
+    EXPECT_NE(dead[0].headers.find("duplicate key value violates unique constraint"),
+              std::string::npos)
+        << dead[0].headers;
+}
+
 TEST_F(KafkaToPostgres, WithoutADeadLetterAPoisonRecordStopsTheRunAndCommitsNothingOfItsBatch) {
     kafka.create_topic("ev", 1);
     pg.exec(

@@ -716,6 +716,7 @@ void PostgresTableSink::flush() {
     std::vector<size_t> all(pending_.size());
     std::iota(all.begin(), all.end(), 0);
     std::vector<Rejected> rejected;
+    std::vector<bool> reported(pending_.size(), false);  // refused, and told so already
     std::chrono::milliseconds backoff(100);
     for (int attempt = 1;; ++attempt) {
         rejected.clear();
@@ -729,15 +730,29 @@ void PostgresTableSink::flush() {
                 // The run stops at the refused record: none of its batch is written, so a rerun
                 // after the fix writes each record once.
                 conn_.exec("ROLLBACK");
-                report_refused(rejected);
+                report_refused(rejected, reported);
                 for (size_t i = 0; i < pending_.size(); ++i)
-                    if (std::none_of(rejected.begin(), rejected.end(),
-                                     [&](const Rejected& r) { return r.index == i; }))
+                    if (!reported[i])
                         listener_->failed(
                             pending_[i].batch,
                             "not written: its batch holds a record the table refused");
                 clear();
                 return;
+            }
+            if (settings_.exactly_once && !rejected.empty()) {
+                // The stored offsets pass the refused records with this commit: they go to the
+                // dead letter first, or a crash just after the commit would leave them nowhere.
+                report_refused(rejected, reported);
+                if (!listener_->settle_dead_letters()) {
+                    conn_.exec("ROLLBACK");
+                    for (size_t i = 0; i < pending_.size(); ++i)
+                        if (!reported[i])
+                            listener_->failed(pending_[i].batch,
+                                              "not written: the dead letter failed to take a "
+                                              "record of its batch the table refused");
+                    clear();
+                    return;
+                }
             }
             if (settings_.exactly_once) conn_.exec(offsets_statement());
             commit_sent = true;
@@ -775,21 +790,26 @@ void PostgresTableSink::flush() {
                 retried_ += pending_.size();
                 continue;
             }
-            for (const auto& p : pending_) listener_->failed(p.batch, error);
+            for (size_t i = 0; i < pending_.size(); ++i)
+                if (!reported[i]) listener_->failed(pending_[i].batch, error);
             clear();
             return;
         }
     }
+    report_refused(rejected, reported);
     std::vector<bool> is_rejected(pending_.size(), false);
     for (const auto& r : rejected) is_rejected[r.index] = true;
-    report_refused(rejected);
     for (size_t i = 0; i < pending_.size(); ++i)
-        if (!is_rejected[i]) listener_->delivered(pending_[i].batch);
+        if (!is_rejected[i] && !reported[i]) listener_->delivered(pending_[i].batch);
     clear();
 }
 
-void PostgresTableSink::report_refused(const std::vector<Rejected>& rejected) {
+// Each refused record is reported once, however many attempts found it.
+void PostgresTableSink::report_refused(const std::vector<Rejected>& rejected,
+                                       std::vector<bool>& reported) {
     for (const auto& r : rejected) {
+        if (reported[r.index]) continue;
+        reported[r.index] = true;
         const Pending& p = pending_[r.index];
         Record original;
         original.key = view(p.key);

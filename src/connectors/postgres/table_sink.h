@@ -123,7 +123,7 @@ class PostgresTableSink : public Sink, private OffsetStore {
     static std::map<std::pair<std::string, int32_t>, int64_t> stored_next(const PGresult* stored);
     std::vector<size_t> unapplied(const std::vector<size_t>& records, const PGresult* stored);
     void send_transaction(const std::vector<size_t>& todo, const std::string& begin);
-    void report_refused(const std::vector<Rejected>& rejected);
+    void report_refused(const std::vector<Rejected>& rejected, std::vector<bool>& reported);
     void isolate(const std::vector<size_t>& records, std::vector<Rejected>& rejected);
     void apply(const std::vector<size_t>& records);
     void apply_insert(const std::vector<size_t>& records);
