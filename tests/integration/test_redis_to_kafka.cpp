@@ -184,6 +184,20 @@ TEST_F(RedisToKafka, RetriableProduceErrorsLoseAndDuplicateNothing) {
     EXPECT_EQ(message_count(kafka.bootstraps(), topic), total);
 }
 
+// The mock cluster drops a retried batch only for transactional producers, so what idempotence
+// buys (no duplicate from the producer's own retries) cannot be seen on it. Its first request can:
+// an idempotent producer asks for a producer id before it sends anything. Refused once, librdkafka
+// says so and asks again.
+TEST_F(RedisToKafka, TheProducerIsIdempotent) {
+    redis.push(list, make_events(0, 100));
+    rd_kafka_mock_push_request_errors(kafka.cluster(), 22 /* InitProducerId */, 1,
+                                      RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS);
+    const RunResult r = run_kbridge({"run", config(), "--once"}, dir.path().string(), env());
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.err.find("Failed to acquire idempotence PID"), std::string::npos) << r.err;
+    EXPECT_EQ(ids_in_kafka(topic).size(), 100u);
+}
+
 TEST_F(RedisToKafka, AFailedDeliveryIsNeverSwallowed) {
     const int total = 3000;
     redis.push(list, make_events(0, total));
