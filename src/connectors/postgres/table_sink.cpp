@@ -503,10 +503,7 @@ void PostgresTableSink::start_next() {
     std::swap(cells_, next.cells);
     std::swap(cell_text_, next.text);
     std::swap(originals_, next.originals);
-    next.pending.clear();
-    next.cells.clear();
-    next.text.clear();
-    next.originals.clear();
+    next.clear();
     if (!full_.empty()) {
         // Kept for the next batch: its vectors have grown to a batch's size already, and growing
         // fresh ones each batch costs page faults and copies.
@@ -731,12 +728,8 @@ void PostgresTableSink::flush() {
                 // after the fix writes each record once.
                 conn_.exec("ROLLBACK");
                 report_refused(rejected, reported);
-                for (size_t i = 0; i < pending_.size(); ++i)
-                    if (!reported[i])
-                        listener_->failed(
-                            pending_[i].batch,
-                            "not written: its batch holds a record the table refused");
-                clear();
+                fail_unreported(reported,
+                                "not written: its batch holds a record the table refused");
                 return;
             }
             if (settings_.exactly_once && !rejected.empty()) {
@@ -745,12 +738,9 @@ void PostgresTableSink::flush() {
                 report_refused(rejected, reported);
                 if (!listener_->settle_dead_letters()) {
                     conn_.exec("ROLLBACK");
-                    for (size_t i = 0; i < pending_.size(); ++i)
-                        if (!reported[i])
-                            listener_->failed(pending_[i].batch,
-                                              "not written: the dead letter failed to take a "
-                                              "record of its batch the table refused");
-                    clear();
+                    fail_unreported(reported,
+                                    "not written: the dead letter failed to take a record of its "
+                                    "batch the table refused");
                     return;
                 }
             }
@@ -790,17 +780,21 @@ void PostgresTableSink::flush() {
                 retried_ += pending_.size();
                 continue;
             }
-            for (size_t i = 0; i < pending_.size(); ++i)
-                if (!reported[i]) listener_->failed(pending_[i].batch, error);
-            clear();
+            fail_unreported(reported, error);
             return;
         }
     }
     report_refused(rejected, reported);
-    std::vector<bool> is_rejected(pending_.size(), false);
-    for (const auto& r : rejected) is_rejected[r.index] = true;
     for (size_t i = 0; i < pending_.size(); ++i)
-        if (!is_rejected[i] && !reported[i]) listener_->delivered(pending_[i].batch);
+        if (!reported[i]) listener_->delivered(pending_[i].batch);
+    clear();
+}
+
+// The batch's records not reported refused have failed: the run stops.
+void PostgresTableSink::fail_unreported(const std::vector<bool>& reported,
+                                        const std::string& error) {
+    for (size_t i = 0; i < pending_.size(); ++i)
+        if (!reported[i]) listener_->failed(pending_[i].batch, error);
     clear();
 }
 

@@ -85,6 +85,12 @@ class PostgresTableSink : public Sink, private OffsetStore {
         std::vector<Pending> pending;
         std::vector<Cell> cells;
         std::string text, originals;
+        void clear() {  // keeps the capacity, for the next batch
+            pending.clear();
+            cells.clear();
+            text.clear();
+            originals.clear();
+        }
     };
     struct Rejected {
         size_t index;
@@ -124,6 +130,7 @@ class PostgresTableSink : public Sink, private OffsetStore {
     std::vector<size_t> unapplied(const std::vector<size_t>& records, const PGresult* stored);
     void send_transaction(const std::vector<size_t>& todo, const std::string& begin);
     void report_refused(const std::vector<Rejected>& rejected, std::vector<bool>& reported);
+    void fail_unreported(const std::vector<bool>& reported, const std::string& error);
     void isolate(const std::vector<size_t>& records, std::vector<Rejected>& rejected);
     void apply(const std::vector<size_t>& records);
     void apply_insert(const std::vector<size_t>& records);
