@@ -127,6 +127,7 @@ int run_command(const RunArgs& args) {
         RunSettings settings;
         settings.once = args.once || args.dry_run;
         if (args.dry_run) settings.dry_run_records = 10;
+        settings.state_dir = state_dir;
         settings.progress =
             args.once && !args.dry_run && built.size() == 1 && isatty(STDERR_FILENO);
         for (auto& b : built)

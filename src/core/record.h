@@ -38,7 +38,9 @@ struct Batch {
     // Set when the records' values lie back to back, in order, in storage, followed by at least
     // kValuePadding readable bytes: decoders may then read the batch in one go.
     std::string_view contiguous_values;
-    std::function<void()> ack;
+    // Acknowledges the batch's first `count` records (all of them, or those before a record
+    // the run stopped at): the source gives the rest again. Unset: nothing to acknowledge.
+    std::function<void(size_t count)> ack;
 };
 
 }  // namespace kbridge

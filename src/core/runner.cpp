@@ -33,7 +33,8 @@ PipelineRunner::PipelineRunner(std::string name, std::unique_ptr<Source> source,
       source_(std::move(source)),
       sink_(std::move(sink)),
       dead_letter_(std::move(dead_letter)),
-      settings_(settings) {
+      settings_(settings),
+      quarantine_(settings.state_dir, name_) {
     sink_->set_listener(this);
     sink_->set_dead_letter_available(dead_letter_ != nullptr);
     if (dead_letter_) dead_letter_->set_listener(&dead_letter_listener_);
@@ -231,16 +232,16 @@ void PipelineRunner::beat() {
 void PipelineRunner::dispatch(Batch& batch) {
     auto state = std::make_unique<BatchState>();
     BatchState* raw = state.get();
-    raw->pending = batch.records.size();
+    raw->size = raw->pending = batch.records.size();
     raw->read_ms = steady_ms();
     raw->ack = std::move(batch.ack);
     batches_.push_back(std::move(state));
     in_flight_ += batch.records.size();
     stats_.read += batch.records.size();
     const bool csv = source_->format() == Format::Csv;
-    const bool json = csv || (source_->format() == Format::Json &&
-                              (sink_->needs_fields() || !source_->values_are_valid_json()));
-    simdjson::dom::element fields;
+    const bool decode = csv || (source_->format() == Format::Json &&
+                                (sink_->needs_fields() || !source_->values_are_valid_json()));
+    json::Value fields;
     std::string error;
     // CSV lines turn into JSON objects, which are then what every sink sees as the value.
     std::vector<std::string> csv_errors;
@@ -259,41 +260,44 @@ void PipelineRunner::dispatch(Batch& batch) {
         }
         csv_json_.resize(csv_json_.size() + kValuePadding, '\0');
     }
-    if (json) decoder_.start(csv ? std::string_view() : batch.contiguous_values);
     for (size_t i = 0; i < batch.records.size(); ++i) {
         Record& record = batch.records[i];
-        const simdjson::dom::element* decoded = nullptr;
-        if (csv && record.value) {
-            if (!csv_errors[i].empty()) {
-                dead_letter(raw, std::move(record), Rejection{"invalid_csv", csv_errors[i]});
-                continue;
-            }
-            record.value =
-                std::string_view(csv_json_.data() + csv_places[i].first, csv_places[i].second);
-        }
-        if (json && record.value) {
-            if (!decoder_.decode(*record.value, fields, error)) {
-                dead_letter(raw, std::move(record), Rejection{"invalid_json", error});
-                continue;
-            }
-            decoded = &fields;
-        }
+        const json::Value* decoded = nullptr;
         Rejection why;
-        if (!sink_->send(record, decoded, raw, why)) dead_letter(raw, std::move(record), why);
+        if (csv && record.value && !csv_errors[i].empty()) {
+            why = {"invalid_csv", csv_errors[i]};
+        } else {
+            if (csv && record.value)
+                record.value =
+                    std::string_view(csv_json_.data() + csv_places[i].first, csv_places[i].second);
+            if (decode && record.value) {
+                if (decoder_.decode(*record.value, fields, error))
+                    decoded = &fields;
+                else
+                    why = {"invalid_json", error};
+            }
+            if (why.reason.empty() && sink_->send(record, decoded, raw, why)) continue;
+        }
+        if (dead_letter(raw, std::move(record), why)) continue;
+        // Nothing after a record that can go nowhere is sent: what was sent before it is
+        // acknowledged once delivered, and the next run starts at this record.
+        raw->stopped_at = i;
+        raw->pending -= batch.records.size() - i - 1;
+        return;
     }
 }
 
 // --dry-run: decode and template like dispatch(), print, and acknowledge nothing.
 void PipelineRunner::preview(Batch& batch) {
     stats_.read += batch.records.size();
-    simdjson::dom::element fields;
+    json::Value fields;
     std::string error, line;
     std::vector<char> csv_json;
     for (Record& record : batch.records) {
         if (previewed_ >= settings_.dry_run_records) break;
         ++previewed_;
         line.clear();
-        const simdjson::dom::element* decoded = nullptr;
+        const json::Value* decoded = nullptr;
         std::string outcome;
         if (source_->format() == Format::Csv && record.value) {
             csv_json.clear();
@@ -322,12 +326,12 @@ void PipelineRunner::preview(Batch& batch) {
     std::fflush(stdout);
 }
 
-void PipelineRunner::dead_letter(BatchState* batch, Record record, const Rejection& why) {
+bool PipelineRunner::dead_letter(BatchState* batch, Record record, const Rejection& why) {
     if (!dead_letter_) {
         fail(batch, "record from " + source_->describe() + " (" + describe_record(record) +
                         ") cannot be written: " + why.reason + ": " + why.detail +
                         "; no dead_letter is configured, so it stays in the source");
-        return;
+        return false;
     }
     spdlog::warn("pipeline {}: dead-lettering a record from {} ({}): {}: {}", name_,
                  source_->describe(), describe_record(record), why.reason, why.detail);
@@ -335,13 +339,34 @@ void PipelineRunner::dead_letter(BatchState* batch, Record record, const Rejecti
     record.headers.push_back({"kbridge.error.message", why.detail});
     record.headers.push_back({"kbridge.pipeline", name_});
     record.headers.push_back({"kbridge.source", source_->describe()});
+    if (why.reason == "too_large" && record.value &&
+        record.value->size() > kQuarantinePreviewBytes) {
+        // Too large for the dead letter as well: kept whole on disk, its head in the letter.
+        try {
+            const std::string sha256 = sha256_hex(*record.value);
+            const std::string path = quarantine_.keep(record, sha256);
+            spdlog::warn("pipeline {}: quarantined the whole record ({} bytes) in {}", name_,
+                         record.value->size(), path);
+            record.headers.push_back(
+                {"kbridge.original.size", std::to_string(record.value->size())});
+            record.headers.push_back({"kbridge.sha256", sha256});
+            record.headers.push_back({"kbridge.quarantine", path});
+            record.value = record.value->substr(0, kQuarantinePreviewBytes);
+        } catch (const std::exception& e) {
+            fail(batch,
+                 "record from " + source_->describe() + " (" + describe_record(record) +
+                     ") is too large to dead-letter, and quarantining it failed: " + e.what());
+            return false;
+        }
+    }
     Rejection again;
     if (dead_letter_->send(record, nullptr, batch, again)) {
         ++dead_letters_in_flight_;
-    } else {
-        fail(batch, "dead letter " + dead_letter_->describe() + " refused a record (" +
-                        describe_record(record) + "): " + again.detail);
+        return true;
     }
+    fail(batch, "dead letter " + dead_letter_->describe() + " refused a record (" +
+                    describe_record(record) + "): " + again.detail);
+    return false;
 }
 
 bool PipelineRunner::settle_dead_letters() {
@@ -366,6 +391,11 @@ void PipelineRunner::fail(BatchState* batch, const std::string& error) {
     --batch->pending;
 }
 
+void PipelineRunner::fail_sent(BatchState* batch, const std::string& error) {
+    batch->failed_after_send = true;
+    fail(batch, error);
+}
+
 void PipelineRunner::stop_batch(BatchState* batch, const std::string& error) {
     if (!fatal_) spdlog::error("pipeline {}: {}", name_, error);
     fatal_ = true;
@@ -378,11 +408,11 @@ void PipelineRunner::delivered(BatchState* batch) {
 }
 
 void PipelineRunner::rejected(BatchState* batch, Record record, const Rejection& why) {
-    dead_letter(batch, std::move(record), why);
+    if (!dead_letter(batch, std::move(record), why)) batch->failed_after_send = true;
 }
 
 void PipelineRunner::failed(BatchState* batch, const std::string& error) {
-    fail(batch, error);
+    fail_sent(batch, error);
 }
 
 void PipelineRunner::DeadLetterListener::delivered(BatchState* batch) {
@@ -393,13 +423,13 @@ void PipelineRunner::DeadLetterListener::delivered(BatchState* batch) {
 
 void PipelineRunner::DeadLetterListener::rejected(BatchState* batch, Record, const Rejection& why) {
     --runner_.dead_letters_in_flight_;
-    runner_.fail(batch, "dead letter " + runner_.dead_letter_->describe() +
-                            " rejected a record: " + why.detail);
+    runner_.fail_sent(batch, "dead letter " + runner_.dead_letter_->describe() +
+                                 " rejected a record: " + why.detail);
 }
 
 void PipelineRunner::DeadLetterListener::failed(BatchState* batch, const std::string& error) {
     --runner_.dead_letters_in_flight_;
-    runner_.fail(batch, "dead letter: " + error);
+    runner_.fail_sent(batch, "dead letter: " + error);
 }
 
 void PipelineRunner::poll(milliseconds wait) {
@@ -409,11 +439,28 @@ void PipelineRunner::poll(milliseconds wait) {
 }
 
 void PipelineRunner::ack_completed() {
-    while (!batches_.empty() && batches_.front()->pending == 0 && !batches_.front()->failed) {
+    while (!batches_.empty() && batches_.front()->pending == 0) {
         // Batches complete out of order (partitions), but sources need acks in read order.
         BatchState& front = *batches_.front();
+        if (front.failed) {
+            // Stopped at a record: what was delivered before it is acknowledged, once, and
+            // nothing after it.
+            const auto ack = std::move(front.ack);
+            front.ack = nullptr;
+            if (ack && front.stopped_at && *front.stopped_at > 0 && !front.failed_after_send) {
+                try {
+                    ack(*front.stopped_at);
+                } catch (const std::exception& e) {
+                    spdlog::warn(
+                        "pipeline {}: acknowledging the records before the one it "
+                        "stopped at to {}: {}; they will be read again",
+                        name_, source_->describe(), e.what());
+                }
+            }
+            break;
+        }
         try {
-            if (front.ack) front.ack();
+            if (front.ack) front.ack(front.size);
             observe_latency(front.read_ms);
         } catch (const std::exception& e) {
             // Lost the source in follow mode: the run loop reconnects and reads them again.

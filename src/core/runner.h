@@ -8,20 +8,29 @@
 #include <functional>
 #include <iterator>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/sink.h"
 #include "core/source.h"
 #include "formats/json.h"
+#include "state/quarantine.h"
 
 namespace kbridge {
 
 struct BatchState {
+    size_t size = 0;      // records read
     size_t pending = 0;   // records without a final outcome yet
     int64_t read_ms = 0;  // steady clock when it was read, for the latency histogram
     bool failed = false;
-    std::function<void()> ack;
+    // Set when the run stopped at a record while handing the batch out (nothing was sent after
+    // it): the records before it are acknowledged once delivered, so a rerun starts at it.
+    std::optional<size_t> stopped_at;
+    // A record failed after it was sent: which records are durable is unknown, so none is
+    // acknowledged.
+    bool failed_after_send = false;
+    std::function<void(size_t)> ack;
 };
 
 struct PipelineStats {
@@ -47,6 +56,7 @@ struct RunSettings {
     size_t max_in_flight = 50000;
     size_t dry_run_records =
         0;  // > 0: print that many records as the sink would write them, no more
+    std::string state_dir;  // where records too large for any sink are quarantined
 };
 
 class PipelineRunner : private DeliveryListener {
@@ -83,9 +93,13 @@ class PipelineRunner : private DeliveryListener {
 
     void dispatch(Batch& batch);
     void preview(Batch& batch);
-    void dead_letter(BatchState* batch, Record record, const Rejection& why);
-    // A record's final outcome is a failure: the batch is never acknowledged, the run stops.
+    // False when the record could go nowhere: the run stops at it.
+    bool dead_letter(BatchState* batch, Record record, const Rejection& why);
+    // A record's final outcome is a failure: the run stops, and of the batch at most the
+    // records before a record it stopped at while dispatching are acknowledged.
     void fail(BatchState* batch, const std::string& error);
+    // A failure reported after sending: nothing of the batch is acknowledged.
+    void fail_sent(BatchState* batch, const std::string& error);
     void stop_batch(BatchState* batch, const std::string& error);
     void poll(std::chrono::milliseconds wait);
     void ack_completed();
@@ -108,6 +122,7 @@ class PipelineRunner : private DeliveryListener {
     std::unique_ptr<Sink> dead_letter_;
     DeadLetterListener dead_letter_listener_{*this};
     RunSettings settings_;
+    Quarantine quarantine_;
     JsonDecoder decoder_;
     std::vector<char> csv_json_;  // the batch's csv records as JSON objects
     std::deque<std::unique_ptr<BatchState>> batches_;

@@ -1,11 +1,10 @@
 #pragma once
-#include <simdjson.h>
-
 #include <chrono>
 #include <string>
 
 #include "core/offsets.h"
 #include "core/record.h"
+#include "formats/json.h"
 
 namespace kbridge {
 
@@ -47,12 +46,12 @@ class Sink {
     // Takes one record; its outcome comes later through the listener. Returns false and fills
     // `why` when the record can never be written (e.g. a template names a missing field).
     // `fields` is the decoded value, or null for raw records.
-    virtual bool send(const Record& record, const simdjson::dom::element* fields, BatchState* batch,
+    virtual bool send(const Record& record, const json::Value* fields, BatchState* batch,
                       Rejection& why) = 0;
     // --dry-run: what send() would write, as one line of text; false (with why) where send()
     // would refuse the record.
-    virtual bool preview(const Record& record, const simdjson::dom::element* fields,
-                         std::string& out, Rejection& why) {
+    virtual bool preview(const Record& record, const json::Value* fields, std::string& out,
+                         Rejection& why) {
         (void)fields;
         (void)why;
         out = describe() + " <- " +

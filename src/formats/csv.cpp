@@ -90,17 +90,14 @@ bool csv_to_json(std::string_view line, const CsvFormat& format, std::vector<cha
     return true;
 }
 
-void csv_from_fields(simdjson::dom::element fields, const CsvFormat& format, std::string& out) {
-    simdjson::dom::object object;
-    const bool is_object = fields.get(object) == simdjson::SUCCESS;
+void csv_from_fields(json::Value fields, const CsvFormat& format, std::string& out) {
+    std::string text;
     for (size_t i = 0; i < format.columns.size(); ++i) {
         if (i) out += format.delimiter;
-        simdjson::dom::element value;
-        if (!is_object || object[format.columns[i]].get(value) != simdjson::SUCCESS ||
-            value.is_null())
-            continue;
-        const std::string text = value.is_string() ? std::string(value.get_string().value_unsafe())
-                                                   : simdjson::minify(value);
+        json::Value value;
+        if (!fields.find(format.columns[i], value) || value.is_null()) continue;
+        text.clear();
+        value.append_text(text);
         if (text.find_first_of(std::string{format.delimiter, format.quote, '\n', '\r'}) ==
             std::string::npos) {
             out += text;

@@ -3,14 +3,13 @@
 // `quote` around fields that hold it, the delimiter or a line break (a doubled quote inside is one
 // quote). Read, a line becomes the JSON object of its columns (all values strings: CSV has no
 // types, and PostgreSQL coerces them); written, the columns of a record's fields become a line.
-#include <simdjson.h>
-
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "config/options.h"
 #include "core/record.h"
+#include "formats/json.h"
 
 namespace kbridge {
 
@@ -29,6 +28,6 @@ Format parse_format(const Options& options, CsvFormat& csv);
 bool csv_to_json(std::string_view line, const CsvFormat& format, std::vector<char>& out,
                  std::string& error);
 // Appends the line of the record's columns (missing or null: an empty field).
-void csv_from_fields(simdjson::dom::element fields, const CsvFormat& format, std::string& out);
+void csv_from_fields(json::Value fields, const CsvFormat& format, std::string& out);
 
 }  // namespace kbridge

@@ -1,6 +1,5 @@
 #include "formats/template.h"
 
-#include <charconv>
 #include <stdexcept>
 
 namespace kbridge {
@@ -55,8 +54,8 @@ bool Template::needs_fields() const {
     return false;
 }
 
-bool Template::render(const Record& record, const simdjson::dom::element* fields,
-                      std::string& out, std::string& error) const {
+bool Template::render(const Record& record, const json::Value* fields, std::string& out,
+                      std::string& error) const {
     for (const auto& s : segments_) {
         switch (s.kind) {
             case Kind::Literal: out += s.literal; break;
@@ -76,30 +75,18 @@ bool Template::render(const Record& record, const simdjson::dom::element* fields
                     error = "field '" + s.literal + "' needs format: json";
                     return false;
                 }
-                simdjson::dom::element value = *fields;
+                json::Value value = *fields;
                 for (const auto& part : s.path) {
-                    if (value.at_key(part).get(value) != simdjson::SUCCESS) {
+                    if (!value.find(part, value)) {
                         error = "missing field '" + s.literal + "'";
                         return false;
                     }
                 }
-                std::string_view text;
-                int64_t integer;
-                uint64_t unsigned_integer;
-                char digits[24];
-                if (value.get_string().get(text) == simdjson::SUCCESS) {
-                    out.append(text.data(), text.size());
-                } else if (value.get_int64().get(integer) == simdjson::SUCCESS) {
-                    // Keys are mostly ids: render them without simdjson's allocating minifier.
-                    out.append(digits, std::to_chars(digits, digits + sizeof digits, integer).ptr);
-                } else if (value.get_uint64().get(unsigned_integer) == simdjson::SUCCESS) {
-                    out.append(digits, std::to_chars(digits, digits + sizeof digits, unsigned_integer).ptr);
-                } else if (value.is_null()) {
+                if (value.is_null()) {
                     error = "field '" + s.literal + "' is null";
                     return false;
-                } else {
-                    out += simdjson::minify(value);
                 }
+                value.append_text(out);  // numbers as written, strings unescaped
             }
         }
     }

@@ -1,11 +1,10 @@
 #pragma once
 // Templates such as "orders.{region}" or "{user_id}", compiled once and rendered per record.
-#include <simdjson.h>
-
 #include <string>
 #include <vector>
 
 #include "core/record.h"
+#include "formats/json.h"
 
 namespace kbridge {
 
@@ -15,7 +14,7 @@ public:
     explicit Template(const std::string& text);
 
     // Appends the rendering to `out`; on a missing field returns false with `error` set.
-    bool render(const Record& record, const simdjson::dom::element* fields, std::string& out,
+    bool render(const Record& record, const json::Value* fields, std::string& out,
                 std::string& error) const;
     bool needs_fields() const;
     const std::string& text() const { return text_; }

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "formats/csv.h"
+#include "formats/json.h"
 
 namespace kbridge {
 namespace {
@@ -46,12 +47,15 @@ TEST(Csv, FieldsBecomeALineQuotedWhereNeeded) {
     CsvFormat f;
     f.delimiter = '|';
     f.columns = {"sender", "receiver", "content", "missing"};
-    simdjson::dom::parser parser;
-    const simdjson::padded_string json(
-        std::string(R"({"sender":"alice","receiver":null,"content":"a|b \"q\"","n":1})"));
-    std::string out;
-    csv_from_fields(parser.parse(json).value(), f, out);
-    EXPECT_EQ(out, "alice||\"a|b \"\"q\"\"\"|");
+    f.columns.push_back("n");
+    JsonDecoder decoder;
+    json::Value fields;
+    std::string error, out;
+    ASSERT_TRUE(decoder.decode(
+        R"({"sender":"alice","receiver":null,"content":"a|b \"q\"","n":12345678901234567890.10})",
+        fields, error));
+    csv_from_fields(fields, f, out);
+    EXPECT_EQ(out, "alice||\"a|b \"\"q\"\"\"||12345678901234567890.10");
 }
 
 }  // namespace

@@ -135,7 +135,7 @@ rd_kafka_topic_t* KafkaSink::topic_handle(const std::string& name) {
     return topic;
 }
 
-bool KafkaSink::send(const Record& record, const simdjson::dom::element* fields, BatchState* batch,
+bool KafkaSink::send(const Record& record, const json::Value* fields, BatchState* batch,
                      Rejection& why) {
     topic_buffer_.clear();
     key_buffer_.clear();
@@ -208,8 +208,8 @@ bool KafkaSink::send(const Record& record, const simdjson::dom::element* fields,
     }
 }
 
-bool KafkaSink::preview(const Record& record, const simdjson::dom::element* fields,
-                        std::string& out, Rejection& why) {
+bool KafkaSink::preview(const Record& record, const json::Value* fields, std::string& out,
+                        Rejection& why) {
     std::string topic, key;
     if (!topic_.render(record, fields, topic, error_buffer_)) {
         why = {"template", "topic: " + error_buffer_};

@@ -32,11 +32,11 @@ class KafkaSink : public Sink {
         fail_fast_ = true;
         connect();
     }
-    bool send(const Record& record, const simdjson::dom::element* fields, BatchState* batch,
+    bool send(const Record& record, const json::Value* fields, BatchState* batch,
               Rejection& why) override;
     void poll(std::chrono::milliseconds wait) override;
     bool needs_fields() const override;
-    bool preview(const Record& record, const simdjson::dom::element* fields, std::string& out,
+    bool preview(const Record& record, const json::Value* fields, std::string& out,
                  Rejection& why) override;
     std::string describe() const override { return "kafka:" + topic_.text(); }
     // Values become CSV lines of these columns instead of going out as read.

@@ -481,7 +481,23 @@ ReadStatus KafkaSource::read(Batch& batch, milliseconds wait) {
     const char* base = batch.storage.data();
     size_t value_at = 0, key_at = values_end;
     batch.records.reserve(kept.size());
+    // Where each record stood, for acknowledging only the records before one a run stopped at.
+    std::vector<TopicPartition> partitions;
+    std::vector<std::pair<uint32_t, int64_t>> places;  // partition index, offset
+    places.reserve(kept.size());
+    const rd_kafka_topic_t* place_topic = nullptr;
+    int32_t place_partition = -1;
     for (auto* m : kept) {
+        if (m->rkt != place_topic || m->partition != place_partition) {
+            place_topic = m->rkt;
+            place_partition = m->partition;
+            const TopicPartition tp{rd_kafka_topic_name(m->rkt), m->partition};
+            auto it = std::find(partitions.begin(), partitions.end(), tp);
+            if (it == partitions.end()) it = partitions.insert(partitions.end(), tp);
+            places.push_back({static_cast<uint32_t>(it - partitions.begin()), m->offset});
+        } else {
+            places.push_back({places.back().first, m->offset});
+        }
         Record r;
         if (m->payload) r.value.emplace(base + value_at, m->len);
         value_at += m->payload ? m->len : 0;
@@ -510,14 +526,21 @@ ReadStatus KafkaSource::read(Batch& batch, milliseconds wait) {
         rd_kafka_message_destroy(m);
     }
     if (every_value) batch.contiguous_values = std::string_view(base, values_end);
-    batch.ack = [this, generation, next_offsets = std::move(next_offsets)] {
+    batch.ack = [this, generation, next_offsets = std::move(next_offsets),
+                 partitions = std::move(partitions), places = std::move(places)](size_t count) {
         if (generation != generation_)
             return;  // read before a rebalance: the new owner reads it again
-        for (const auto& [tp, next] : next_offsets) {
-            if (!assigned_.count(tp)) continue;
+        auto acknowledge = [this](const TopicPartition& tp, int64_t next) {
+            if (!assigned_.count(tp)) return;
             int64_t& acked = acked_[tp];
             acked = std::max(acked, next);
+        };
+        if (count == places.size()) {
+            for (const auto& [tp, next] : next_offsets) acknowledge(tp, next);
+            return;
         }
+        for (size_t i = 0; i < count; ++i)
+            acknowledge(partitions[places[i].first], places[i].second + 1);
     };
     return ReadStatus::Records;
 }

@@ -31,14 +31,14 @@ void PostgresLanes::connect() {
     }
 }
 
-bool PostgresLanes::send(const Record& record, const simdjson::dom::element* fields,
-                         BatchState* batch, Rejection& why) {
+bool PostgresLanes::send(const Record& record, const json::Value* fields, BatchState* batch,
+                         Rejection& why) {
     const size_t partition = record.partition > 0 ? static_cast<size_t>(record.partition) : 0;
     return lanes_[partition % lanes_.size()]->send(record, fields, batch, why);
 }
 
-bool PostgresLanes::preview(const Record& record, const simdjson::dom::element* fields,
-                            std::string& out, Rejection& why) {
+bool PostgresLanes::preview(const Record& record, const json::Value* fields, std::string& out,
+                            Rejection& why) {
     return lanes_.front()->preview(record, fields, out, why);
 }
 

@@ -17,9 +17,9 @@ class PostgresLanes : public Sink, private OffsetStore {
     void set_listener(DeliveryListener* listener) override;
     void set_dead_letter_available(bool available) override;
     void connect() override;
-    bool send(const Record& record, const simdjson::dom::element* fields, BatchState* batch,
+    bool send(const Record& record, const json::Value* fields, BatchState* batch,
               Rejection& why) override;
-    bool preview(const Record& record, const simdjson::dom::element* fields, std::string& out,
+    bool preview(const Record& record, const json::Value* fields, std::string& out,
                  Rejection& why) override;
     bool needs_fields() const override { return lanes_.front()->needs_fields(); }
     void poll(std::chrono::milliseconds wait) override;

@@ -72,56 +72,35 @@ void append_escaped(std::string& out, std::string_view text) {
     out.append(text.data() + plain, text.size() - plain);
 }
 
-void append_number(std::string& out, simdjson::dom::element value) {
-    char buffer[32];
-    std::to_chars_result r{};
-    int64_t i;
-    uint64_t u;
-    double d;
-    if (value.get(i) == simdjson::SUCCESS) {
-        r = std::to_chars(buffer, buffer + sizeof buffer, i);
-    } else if (value.get(u) == simdjson::SUCCESS) {
-        r = std::to_chars(buffer, buffer + sizeof buffer, u);
-    } else if (value.get(d) == simdjson::SUCCESS) {
-        r = std::to_chars(buffer, buffer + sizeof buffer, d);
-    } else {
-        return;
-    }
-    out.append(buffer, r.ptr);
-}
-
 // A JSON array as a PostgreSQL array literal: {1,2,NULL}, {"a b","c\"d"}, {{1,2},{3,4}}.
-void append_array_literal(std::string& out, simdjson::dom::array array) {
+void append_array_literal(std::string& out, json::Value array) {
     out += '{';
     bool first = true;
-    for (simdjson::dom::element e : array) {
+    std::string text;
+    for (const json::Member element : array.children()) {
         if (!first) out += ',';
         first = false;
-        switch (e.type()) {
-            case simdjson::dom::element_type::NULL_VALUE:
+        const json::Value e = element.value;
+        switch (e.kind()) {
+            case json::Kind::Null:
                 out += "NULL";
                 break;
-            case simdjson::dom::element_type::ARRAY:
-                append_array_literal(out, e.get_array().value_unsafe());
+            case json::Kind::Array:
+                append_array_literal(out, e);
                 break;
-            case simdjson::dom::element_type::BOOL:
-                out += e.get_bool().value_unsafe() ? "true" : "false";
+            case json::Kind::Bool:
+            case json::Kind::Number:
+                out += e.raw();
                 break;
-            case simdjson::dom::element_type::INT64:
-            case simdjson::dom::element_type::UINT64:
-            case simdjson::dom::element_type::DOUBLE:
-                append_number(out, e);
-                break;
-            default: {
-                const std::string text = e.is_string() ? std::string(e.get_string().value_unsafe())
-                                                       : simdjson::minify(e);
+            default:
+                text.clear();
+                e.append_text(text);
                 out += '"';
                 for (const char c : text) {
                     if (c == '"' || c == '\\') out += '\\';
                     out += c;
                 }
                 out += '"';
-            }
         }
     }
     out += '}';
@@ -328,41 +307,38 @@ void PostgresTableSink::put_cell(size_t column, std::optional<std::string_view> 
     cell.length = static_cast<int32_t>(in_.text.size() - cell.begin);
 }
 
-void PostgresTableSink::put_json(size_t column, simdjson::dom::element value) {
-    using T = simdjson::dom::element_type;
-    switch (value.type()) {
-        case T::NULL_VALUE:
+void PostgresTableSink::put_json(size_t column, json::Value value) {
+    switch (value.kind()) {
+        case json::Kind::Null:
             put_cell(column, std::nullopt);
             return;
-        case T::STRING:
-            put_cell(column, value.get_string().value_unsafe());
+        case json::Kind::String:
+            put_cell(column, value.string(scratch_));
             return;
-        case T::BOOL:
-            put_cell(column, value.get_bool().value_unsafe() ? "true" : "false");
-            return;
-        case T::INT64:
-        case T::UINT64:
-        case T::DOUBLE: {  // digits need no escaping: straight into the cell text
+        case json::Kind::Bool:
+        case json::Kind::Number: {  // as written, and digits need no escaping
             Cell& cell = encoded_cell(column);
             cell.begin = static_cast<uint32_t>(in_.text.size());
-            append_number(in_.text, value);
+            in_.text += value.raw();
             cell.length = static_cast<int32_t>(in_.text.size() - cell.begin);
             return;
         }
-        case T::ARRAY:
+        case json::Kind::Array:
             if (columns_[column].is_array) {
                 scratch_.clear();
-                append_array_literal(scratch_, value.get_array().value_unsafe());
+                append_array_literal(scratch_, value);
                 put_cell(column, scratch_);
                 return;
             }
             [[fallthrough]];
         default:
-            put_cell(column, simdjson::minify(value));  // json, jsonb, or text
+            scratch_.clear();
+            value.append_json(scratch_);
+            put_cell(column, scratch_);  // json, jsonb, or text
     }
 }
 
-bool PostgresTableSink::encode_value(const simdjson::dom::element* fields, const Record& record,
+bool PostgresTableSink::encode_value(const json::Value* fields, const Record& record,
                                      Rejection& why) {
     if (!settings_.column_templates.empty()) {
         for (const auto& [column, tmpl] : settings_.column_templates) {
@@ -378,19 +354,20 @@ bool PostgresTableSink::encode_value(const simdjson::dom::element* fields, const
         }
         return true;
     }
-    simdjson::dom::object object;
-    if (!fields || fields->get(object) != simdjson::SUCCESS) {
+    if (!fields || !fields->is_object()) {
         why = {"not_object",
                "the value is not a JSON object, so no field names a column of " + settings_.table};
         return false;
     }
     bool any = false;
     size_t next = 0;  // fields mostly come in the order of the columns: try the next one first
-    for (const auto field : object) {
+    std::string name_scratch;
+    for (const json::Member field : fields->children()) {
+        const std::string_view name = field.key.string(name_scratch);
         size_t i = next;
-        if (i >= columns_.size() || columns_[i].name != field.key) {
+        if (i >= columns_.size() || columns_[i].name != name) {
             i = 0;
-            while (i < columns_.size() && columns_[i].name != field.key) ++i;
+            while (i < columns_.size() && columns_[i].name != name) ++i;
             if (i == columns_.size()) continue;
         }
         put_json(i, field.value);
@@ -414,13 +391,12 @@ bool PostgresTableSink::encode_key(const Record& record, Rejection& why) {
                "no value for key column " + columns_[missing[0]].name + " (and no record key)"};
         return false;
     }
-    static thread_local simdjson::dom::parser parser;
-    simdjson::dom::object object;
+    json::Value object;
     if (!record.key->empty() && record.key->front() == '{' &&
-        parser.parse(record.key->data(), record.key->size()).get(object) == simdjson::SUCCESS) {
+        key_decoder_.decode(*record.key, object, error_)) {
         for (size_t k : missing) {
-            simdjson::dom::element value;
-            if (object[columns_[k].name].get(value) != simdjson::SUCCESS) {
+            json::Value value;
+            if (!object.find(columns_[k].name, value)) {
                 why = {"missing_key", "the record key names no " + columns_[k].name};
                 return false;
             }
@@ -437,8 +413,8 @@ bool PostgresTableSink::encode_key(const Record& record, Rejection& why) {
     return true;
 }
 
-bool PostgresTableSink::send(const Record& record, const simdjson::dom::element* fields,
-                             BatchState* batch, Rejection& why) {
+bool PostgresTableSink::send(const Record& record, const json::Value* fields, BatchState* batch,
+                             Rejection& why) {
     const bool tombstone = !record.value;
     if (tombstone && !settings_.delete_on_tombstone) {
         listener_->delivered(batch);  // nothing to write: tombstones only matter to deleting tables

@@ -41,7 +41,7 @@ class PostgresTableSink : public Sink, private OffsetStore {
     explicit PostgresTableSink(Settings settings);
 
     void connect() override;
-    bool send(const Record& record, const simdjson::dom::element* fields, BatchState* batch,
+    bool send(const Record& record, const json::Value* fields, BatchState* batch,
               Rejection& why) override;
     bool needs_fields() const override;
     void poll(std::chrono::milliseconds wait) override;
@@ -104,11 +104,11 @@ class PostgresTableSink : public Sink, private OffsetStore {
     void introspect();
     void prepare_session();
     void ensure_connected();
-    bool encode_value(const simdjson::dom::element* fields, const Record& record, Rejection& why);
+    bool encode_value(const json::Value* fields, const Record& record, Rejection& why);
     bool encode_key(const Record& record, Rejection& why);
     Cell& encoded_cell(size_t column);  // of the record being encoded
     void put_cell(size_t column, std::optional<std::string_view> text);
-    void put_json(size_t column, simdjson::dom::element value);
+    void put_json(size_t column, json::Value value);
 
     void flush();
     void finish_inflight();
@@ -162,6 +162,7 @@ class PostgresTableSink : public Sink, private OffsetStore {
     std::string originals_;
     std::vector<std::string> topics_;
     std::string scratch_, error_;
+    JsonDecoder key_decoder_;  // record keys that are JSON objects naming key columns
     std::string copy_buffer_;
     std::deque<Buffer> full_;  // full batches waiting for the one in flight (queue_full_batches)
     static constexpr size_t kSpareBuffers = 2;

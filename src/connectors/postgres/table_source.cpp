@@ -332,6 +332,9 @@ ReadStatus PostgresTableSource::read(Batch& batch, std::chrono::milliseconds wai
     }
     std::vector<char> keys;
     std::vector<std::pair<size_t, size_t>> values, key_places;
+    // Each row's position (incrementing, timestamp) as text in one string, for acknowledging
+    // only the rows before one a run stopped at.
+    auto row_positions = std::make_shared<RowPositions>();
     while (values.size() < settings_.fetch_size) {
         if (!conn_.next_copy_row(fields_)) {
             conn_.exec("COMMIT");
@@ -355,6 +358,7 @@ ReadStatus PostgresTableSource::read(Batch& batch, std::chrono::milliseconds wai
         }
         if (fields_[1]) read_position_[kIncrementing] = std::string(*fields_[1]);
         if (fields_[2]) read_position_[kTimestamp] = std::string(*fields_[2]);
+        if (incremental()) row_positions->add(fields_[1], fields_[2]);
     }
     const size_t values_size = batch.storage.size();
     batch.storage.resize(values_size + kValuePadding);
@@ -374,13 +378,46 @@ ReadStatus PostgresTableSource::read(Batch& batch, std::chrono::milliseconds wai
         // Once every row of the export is acknowledged, every transaction before its snapshot's
         // horizon has been exported.
         if (export_done) reached[kHorizon] = export_horizon_;
-        batch.ack = [this, reached, export_done] {
-            position_ = reached;
+        batch.ack = [this, reached, export_done, row_positions,
+                     size = values.size()](size_t count) {
+            if (count == size) {
+                position_ = reached;
+                position_dirty_ = true;
+                save_acked(export_done);
+                return;
+            }
+            // The export goes in position order: the next one starts after the last row
+            // delivered (and still rereads every transaction since the horizon).
+            const auto [incrementing, timestamp] = row_positions->after(count - 1);
+            if (incrementing) position_[kIncrementing] = *incrementing;
+            if (timestamp) position_[kTimestamp] = *timestamp;
             position_dirty_ = true;
-            save_acked(export_done);
+            save_acked(true);
         };
     }
     return ReadStatus::Records;  // possibly empty: the end of an export, acknowledged in order
+}
+
+void PostgresTableSource::RowPositions::add(const std::optional<std::string_view>& incrementing,
+                                            const std::optional<std::string_view>& timestamp) {
+    auto place = [this](const std::optional<std::string_view>& value, Place last) {
+        if (!value) return last;
+        const Place at{static_cast<uint32_t>(text.size()), static_cast<uint32_t>(value->size())};
+        text.append(*value);
+        return at;
+    };
+    const Place no_value{0, kNone};
+    rows.push_back({place(incrementing, rows.empty() ? no_value : rows.back().first),
+                    place(timestamp, rows.empty() ? no_value : rows.back().second)});
+}
+
+std::pair<std::optional<std::string>, std::optional<std::string>>
+PostgresTableSource::RowPositions::after(size_t row) const {
+    auto value = [this](Place p) {
+        return p.size == kNone ? std::nullopt
+                               : std::optional<std::string>(text.substr(p.begin, p.size));
+    };
+    return {value(rows[row].first), value(rows[row].second)};
 }
 
 void PostgresTableSource::save_acked(bool force) {

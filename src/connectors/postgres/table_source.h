@@ -63,6 +63,19 @@ class PostgresTableSource : public Source {
     void describe_columns();
     std::string position_condition();
     void save_acked(bool force);
+
+    // The position after each row of a batch (a column's last value when a row has none).
+    struct RowPositions {
+        static constexpr uint32_t kNone = UINT32_MAX;
+        struct Place {
+            uint32_t begin, size;
+        };
+        std::string text;
+        std::vector<std::pair<Place, Place>> rows;  // incrementing, timestamp
+        void add(const std::optional<std::string_view>& incrementing,
+                 const std::optional<std::string_view>& timestamp);
+        std::pair<std::optional<std::string>, std::optional<std::string>> after(size_t row) const;
+    };
     bool incremental() const { return settings_.mode != Mode::Bulk; }
 
     Settings settings_;

@@ -177,9 +177,15 @@ void RedisListSource::take(Batch& batch) {
 }
 
 void RedisListSource::set_ack(Batch& batch, const std::string& batch_key) {
-    batch.ack = [this, batch_key] {
-        // Pipelined: the replies are checked with the next command's, or at close(). The batch
-        // goes before its name, so a crash between the two leaves only an empty name behind.
+    batch.ack = [this, batch_key, size = batch.records.size()](size_t count) {
+        // Pipelined: the replies are checked with the next command's, or at close().
+        if (count < size) {
+            // The batch list keeps the records from the one the run stopped at, under its name
+            // in the in-flight list: the next run sends them first.
+            client_.send({"LTRIM", batch_key, std::to_string(count), "-1"});
+            return;
+        }
+        // The batch goes before its name, so a crash between the two leaves only an empty name.
         client_.send({"DEL", batch_key});
         client_.send({"LREM", in_flight_key_, "1", batch_key});
     };

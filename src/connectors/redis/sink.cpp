@@ -41,9 +41,10 @@ Template compile(const Options& options, const std::string& name) {
 }
 
 // A field's value as Redis stores it: strings as they are, anything else as JSON.
-std::string field_text(simdjson::dom::element value) {
-    if (value.is_string()) return std::string(value.get_string().value_unsafe());
-    return simdjson::minify(value);
+std::string field_text(json::Value value) {
+    std::string text;
+    value.append_text(text);
+    return text;
 }
 
 std::string partition_field(const std::string& topic, int32_t partition) {
@@ -115,8 +116,8 @@ void RedisSink::ensure_connected() {
     client_.connect();
 }
 
-bool RedisSink::build_commands(const Record& record, const simdjson::dom::element* fields,
-                               Pending& out, Rejection& why) {
+bool RedisSink::build_commands(const Record& record, const json::Value* fields, Pending& out,
+                               Rejection& why) {
     scratch_.clear();
     if (!settings_.key.render(record, fields, scratch_, error_)) {
         why = {"template", "key: " + error_};
@@ -142,16 +143,16 @@ bool RedisSink::build_commands(const Record& record, const simdjson::dom::elemen
     switch (settings_.command) {
         case Command::Hset:
         case Command::Xadd: {
-            simdjson::dom::object object;
-            if (!fields || fields->get(object) != simdjson::SUCCESS || object.size() == 0) {
+            if (!fields || !fields->is_object() || fields->size() == 0) {
                 why = {"not_object", "hset and xadd write the fields of a JSON object"};
                 return false;
             }
             std::vector<std::string> command = settings_.command == Command::Hset
                                                    ? std::vector<std::string>{"HSET", key}
                                                    : std::vector<std::string>{"XADD", key, "*"};
-            for (const auto field : object) {
-                command.emplace_back(field.key);
+            std::string scratch;
+            for (const json::Member field : fields->children()) {
+                command.emplace_back(field.key.string(scratch));
                 command.push_back(field_text(field.value));
             }
             out.commands.push_back(std::move(command));
@@ -184,7 +185,7 @@ bool RedisSink::build_commands(const Record& record, const simdjson::dom::elemen
     return true;
 }
 
-bool RedisSink::send(const Record& record, const simdjson::dom::element* fields, BatchState* batch,
+bool RedisSink::send(const Record& record, const json::Value* fields, BatchState* batch,
                      Rejection& why) {
     Pending p{batch, {}, record.topic, record.partition, record.offset, std::nullopt, std::nullopt};
     if (!build_commands(record, fields, p, why)) return false;

@@ -37,7 +37,7 @@ class RedisSink : public Sink, private OffsetStore {
     explicit RedisSink(Settings settings);
 
     void connect() override;
-    bool send(const Record& record, const simdjson::dom::element* fields, BatchState* batch,
+    bool send(const Record& record, const json::Value* fields, BatchState* batch,
               Rejection& why) override;
     bool needs_fields() const override;
     void poll(std::chrono::milliseconds wait) override;
@@ -61,7 +61,7 @@ class RedisSink : public Sink, private OffsetStore {
     std::vector<PartitionOffset> stored_offsets(
         const std::vector<PartitionOffset>& partitions) override;
 
-    bool build_commands(const Record& record, const simdjson::dom::element* fields, Pending& out,
+    bool build_commands(const Record& record, const json::Value* fields, Pending& out,
                         Rejection& why);
     void flush();
     // Sends the batch; false when a WATCHed offset changed under it (try again).

@@ -31,7 +31,7 @@ std::unique_ptr<Sink> make_stdout_sink(const Options& options, const ConnectorCo
     return std::make_unique<StdoutSink>(stdout, std::nullopt);
 }
 
-bool StdoutSink::send(const Record& record, const simdjson::dom::element* fields, BatchState* batch,
+bool StdoutSink::send(const Record& record, const json::Value* fields, BatchState* batch,
                       Rejection& why) {
     if (!record.value) {
         written_.push_back(batch);  // a tombstone has no line to print

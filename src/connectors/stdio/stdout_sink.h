@@ -20,7 +20,7 @@ class StdoutSink : public Sink {
   public:
     StdoutSink(std::FILE* out, std::optional<CsvFormat> csv) : out_(out), csv_(std::move(csv)) {}
     void connect() override {}
-    bool send(const Record& record, const simdjson::dom::element* fields, BatchState* batch,
+    bool send(const Record& record, const json::Value* fields, BatchState* batch,
               Rejection& why) override;
     bool needs_fields() const override { return csv_.has_value(); }
     void poll(std::chrono::milliseconds wait) override;
