@@ -25,7 +25,8 @@ SocketWait wait_socket(int fd, short events, SteadyClock::time_point deadline) {
             if (now - *stop_seen >= kStopGrace) return SocketWait::Stopped;
         }
         if (now >= deadline) return SocketWait::TimedOut;
-        const auto left = std::chrono::duration_cast<milliseconds>(deadline - now) + milliseconds(1);
+        const auto left =
+            std::chrono::duration_cast<milliseconds>(deadline - now) + milliseconds(1);
         pollfd p{fd, events, 0};
         const int n = ::poll(&p, 1, static_cast<int>(std::min(left, kSlice).count()));
         if (n > 0) return SocketWait::Ready;  // errors and hang-ups too: the next read says which
@@ -37,9 +38,9 @@ bool sleep_unless_stopped(milliseconds pause) {
     const auto until = SteadyClock::now() + pause;
     while (SteadyClock::now() < until) {
         if (stop_requested().load()) return false;
-        std::this_thread::sleep_for(
-            std::min(milliseconds(50), std::chrono::duration_cast<milliseconds>(
-                                           until - SteadyClock::now()) + milliseconds(1)));
+        std::this_thread::sleep_for(std::min(
+            milliseconds(50), std::chrono::duration_cast<milliseconds>(until - SteadyClock::now()) +
+                                  milliseconds(1)));
     }
     return true;
 }

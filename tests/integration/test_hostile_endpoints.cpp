@@ -52,8 +52,8 @@ Endpoint postgres_endpoint(int port) {
 // Writes the endpoint's pipeline file; `timeout` empty: the default connect_timeout.
 std::string pipeline_file(const TempDir& dir, const Endpoint& e, const std::string& timeout) {
     const std::string path = dir.file("p.yaml");
-    write_file(path,
-               replace(e.config, "{TIMEOUT}", timeout.empty() ? "" : ", connect_timeout: " + timeout));
+    write_file(path, replace(e.config, "{TIMEOUT}",
+                             timeout.empty() ? "" : ", connect_timeout: " + timeout));
     return path;
 }
 
@@ -182,8 +182,8 @@ TEST(StalledEndpoint, RedisStoppedMidRunIsUnreachableThenEverythingIsDelivered) 
     TempDir dir;
     RedisServer redis(dir);
     const std::string path = dir.file("p.yaml");
-    write_file(path, replace(redis_endpoint(redis.port()).config, "{TIMEOUT}",
-                             ", connect_timeout: 1s"));
+    write_file(path,
+               replace(redis_endpoint(redis.port()).config, "{TIMEOUT}", ", connect_timeout: 1s"));
     Process run({KBRIDGE_BINARY, "run", path}, dir.path().string());
     redis.push("jobs", events(0, 100));
     ASSERT_TRUE(eventually([&] { return distinct_lines(run.out()) == 100; })) << run.err();

@@ -26,8 +26,8 @@ void PostgresConnection::connect() {
     // Given before the URL, so that the URL's own settings win.
     const std::string idle = std::to_string(std::max<long long>(
         1, std::chrono::duration_cast<std::chrono::seconds>(connect_timeout_).count()));
-    const char* keywords[] = {"keepalives", "keepalives_idle", "keepalives_interval",
-                              "keepalives_count", "dbname", nullptr};
+    const char* keywords[] = {"keepalives",       "keepalives_idle", "keepalives_interval",
+                              "keepalives_count", "dbname",          nullptr};
     const char* values[] = {"1", idle.c_str(), "5", "3", url_.c_str(), nullptr};
     // Asynchronous: libpq's own connect_timeout applies only to its blocking connect, and a
     // stop request must be able to end the wait.

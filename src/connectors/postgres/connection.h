@@ -43,9 +43,9 @@ class PostgresConnection {
     // `connect_timeout` bounds connecting (authentication included); `query_timeout` bounds each
     // wait for a query's answer, renewed whenever bytes arrive. A wait that runs out drops the
     // connection (connection_lost), as does a stop request a few seconds old.
-    explicit PostgresConnection(std::string url,
-                                std::chrono::milliseconds connect_timeout = std::chrono::seconds(10),
-                                std::chrono::milliseconds query_timeout = std::chrono::minutes(5))
+    explicit PostgresConnection(
+        std::string url, std::chrono::milliseconds connect_timeout = std::chrono::seconds(10),
+        std::chrono::milliseconds query_timeout = std::chrono::minutes(5))
         : url_(std::move(url)), connect_timeout_(connect_timeout), query_timeout_(query_timeout) {}
     void connect();
     // Runs SQL that returns rows or nothing; throws PostgresError naming the server's message.

@@ -155,7 +155,7 @@ class PostgresTableSink : public Sink, private OffsetStore {
     Buffer in_;              // being encoded by send()
     bool awaiting_ = false;  // a batch's transaction is sent; its results are not all in
     bool fencing_ = false;   // exactly_once: what is awaited is the stored offsets (fenced_)
-    std::chrono::steady_clock::time_point awaiting_since_;   // the awaited query was sent
+    std::chrono::steady_clock::time_point awaiting_since_;  // the awaited query was sent
     std::optional<std::chrono::steady_clock::time_point> stop_seen_;
     PgResult fenced_;
     bool sending_ = false;  // the COPY is queued in libpq (non-blocking), not all sent yet

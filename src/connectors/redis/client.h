@@ -42,8 +42,7 @@ class RedisClient {
   public:
     // `timeout` bounds connecting (the handshake included) and every wait for an answer: a
     // server silent for that long is taken as unreachable.
-    explicit RedisClient(RedisUrl url,
-                         std::chrono::milliseconds timeout = std::chrono::seconds(10))
+    explicit RedisClient(RedisUrl url, std::chrono::milliseconds timeout = std::chrono::seconds(10))
         : url_(std::move(url)), timeout_(timeout) {}
     void connect();
     // Runs one command (arguments binary-safe) and returns its reply, after checking the replies

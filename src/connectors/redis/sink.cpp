@@ -102,7 +102,8 @@ std::unique_ptr<Sink> make_redis_sink(const Options& options, const ConnectorCon
     return std::make_unique<RedisSink>(std::move(s));
 }
 
-RedisSink::RedisSink(Settings settings) : settings_(std::move(settings)), client_(settings_.url, settings_.timeout) {}
+RedisSink::RedisSink(Settings settings)
+    : settings_(std::move(settings)), client_(settings_.url, settings_.timeout) {}
 
 bool RedisSink::needs_fields() const {
     return settings_.command == Command::Hset || settings_.command == Command::Xadd ||
