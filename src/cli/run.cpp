@@ -13,6 +13,7 @@
 #include "core/notify.h"
 #include "core/report.h"
 #include "core/shutdown.h"
+#include "core/wait.h"
 #include "state/lock.h"
 #include "state/redis_lock.h"
 #include "state/state_dir.h"
@@ -89,6 +90,8 @@ int run_command(const RunArgs& args) {
     std::vector<std::unique_ptr<PipelineLock>> locks;
     std::vector<std::unique_ptr<RedisLock>> redis_locks;
     std::vector<std::unique_ptr<PipelineRunner>> runners;
+    // Before anything connects (the lock's Redis too): a signal cuts any wait short.
+    install_stop_handlers();
     try {
         const Config config = load_config(args.config, args.overrides);
         std::string bootstraps;
@@ -113,8 +116,9 @@ int run_command(const RunArgs& args) {
                     } catch (const std::invalid_argument& e) {
                         throw config.lock->error("redis", e.what());
                     }
-                    redis_locks.push_back(
-                        std::make_unique<RedisLock>(url, name, config.lock->duration("ttl")));
+                    redis_locks.push_back(std::make_unique<RedisLock>(
+                        url, name, config.lock->duration("ttl"),
+                        connect_timeout_option(*config.lock, *config.lock)));
                 }
             }
         } catch (const LockHeld& e) {
@@ -146,7 +150,6 @@ int run_command(const RunArgs& args) {
         std::fprintf(stderr, "kbridge: %s\n", e.what());
         return kExitFailure;
     }
-    install_stop_handlers();
     std::vector<int> codes(runners.size(), kExitOk);
     std::vector<std::thread> threads;
     std::atomic<size_t> finished{0};

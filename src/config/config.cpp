@@ -27,6 +27,8 @@ const OptionTable kLock = {
      {},
      true},
     {"ttl", OptionType::Duration, "30s", "how long a lock outlives a holder that died"},
+    {"connect_timeout", OptionType::Duration, "10s",
+     "bound on connecting to the lock's Redis and on any wait for its answer"},
 };
 
 const OptionTable kKafkaDefaults = {
@@ -37,9 +39,15 @@ const OptionTable kKafkaDefaults = {
 const OptionTable kRedisDefaults = {
     {"url", OptionType::String, "redis://localhost:6379/0",
      "redis://[user:password@]host:port/db or unix:///path"},
+    {"connect_timeout", OptionType::Duration, "10s",
+     "bound on connecting and on any wait for an answer"},
 };
 const OptionTable kPostgresDefaults = {
     {"url", OptionType::String, "", "libpq URI or key=value conninfo"},
+    {"connect_timeout", OptionType::Duration, "10s",
+     "bound on connecting and on any wait for an answer while not in a query"},
+    {"query_timeout", OptionType::Duration, "5m",
+     "bound on a wait for a query's answer (a silent server)"},
 };
 const OptionTable kPipeline = {
     {"name", OptionType::String, "", "unique name, [A-Za-z0-9_.-]+", {}, true},

@@ -59,6 +59,12 @@ int PipelineRunner::run(const std::atomic<bool>& stop) {
             break;
         } catch (const std::exception& e) {
             const std::string unreachable = unreachable_endpoint();
+            if (stop.load()) {
+                // A wait cut short by the stop request (or an error while stopping): nothing
+                // more is read; what was read is settled below, the rest stays in the source.
+                spdlog::warn("pipeline {}: stopping: {}", name_, e.what());
+                break;
+            }
             if (settings_.once || unreachable.empty()) {
                 spdlog::error("pipeline {}: {}", name_, e.what());
                 fatal_ = true;

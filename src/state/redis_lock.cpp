@@ -29,8 +29,8 @@ std::string random_token() {
 }  // namespace
 
 RedisLock::RedisLock(const RedisUrl& url, const std::string& pipeline,
-                     std::chrono::milliseconds ttl)
-    : client_(url), key_("kbridge:lock:" + pipeline), ttl_(ttl) {
+                     std::chrono::milliseconds ttl, std::chrono::milliseconds timeout)
+    : client_(url, timeout), key_("kbridge:lock:" + pipeline), ttl_(ttl) {
     char host[256] = "unknown";
     gethostname(host, sizeof host - 1);
     char since[64];

@@ -16,7 +16,9 @@ namespace kbridge {
 class RedisLock {
   public:
     // Throws LockHeld naming the holder, or RedisError when Redis cannot be asked.
-    RedisLock(const RedisUrl& url, const std::string& pipeline, std::chrono::milliseconds ttl);
+    // `timeout`: bounds connecting and every wait for Redis (connect_timeout).
+    RedisLock(const RedisUrl& url, const std::string& pipeline, std::chrono::milliseconds ttl,
+              std::chrono::milliseconds timeout);
     ~RedisLock();
     // Renewal failed (the key expired or another run took it): the run was asked to stop.
     bool lost() const { return lost_; }

@@ -15,6 +15,7 @@ class RedisServer {
     int port() const { return port_; }
     std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/0"; }
     RedisClient& client() { return client_; }
+    pid_t pid() const { return process_->pid(); }  // to stop (SIGSTOP) and resume it
     void push(const std::string& key, const std::vector<std::string>& values);
     long long llen(const std::string& key);
     std::vector<std::string> lrange(const std::string& key);

@@ -1,9 +1,13 @@
 #include "connectors/postgres/connection.h"
 
 #include <arpa/inet.h>
+#include <poll.h>
 
+#include <algorithm>
 #include <cstring>
 #include <regex>
+
+#include "core/wait.h"
 
 namespace kbridge {
 
@@ -16,14 +20,97 @@ std::string redact_postgres_url(const std::string& url) {
 
 void PostgresConnection::connect() {
     redacted_ = redact_postgres_url(url_);
-    conn_.reset(PQconnectdb(url_.c_str()));
-    if (!conn_ || PQstatus(conn_.get()) != CONNECTION_OK) fail("cannot connect");
+    finish_connection();
+    const auto deadline = std::chrono::steady_clock::now() + connect_timeout_;
+    // Keepalives find a peer that vanished (host down, network cut) while no query is waiting.
+    // Given before the URL, so that the URL's own settings win.
+    const std::string idle = std::to_string(std::max<long long>(
+        1, std::chrono::duration_cast<std::chrono::seconds>(connect_timeout_).count()));
+    const char* keywords[] = {"keepalives",       "keepalives_idle", "keepalives_interval",
+                              "keepalives_count", "dbname",          nullptr};
+    const char* values[] = {"1", idle.c_str(), "5", "3", url_.c_str(), nullptr};
+    // Asynchronous: libpq's own connect_timeout applies only to its blocking connect, and a
+    // stop request must be able to end the wait.
+    conn_.reset(PQconnectStartParams(keywords, values, 1));
+    if (!conn_ || PQstatus(conn_.get()) == CONNECTION_BAD) fail("cannot connect");
+    for (;;) {
+        const PostgresPollingStatusType status = PQconnectPoll(conn_.get());
+        if (status == PGRES_POLLING_OK) break;
+        if (status == PGRES_POLLING_FAILED) fail("cannot connect");
+        // The socket may change between attempts (several hosts, SSL then plain).
+        await(status == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline, "connecting");
+    }
     if (PQsetClientEncoding(conn_.get(), "UTF8") != 0) fail("cannot use UTF8");
+}
+
+void PostgresConnection::await(short events, std::chrono::steady_clock::time_point deadline,
+                               const char* doing) {
+    const bool connecting = std::string(doing) == "connecting";
+    switch (wait_socket(PQsocket(conn_.get()), events, deadline)) {
+        case SocketWait::Ready:
+            return;
+        case SocketWait::TimedOut:
+            abandon("no answer within " +
+                    duration_text(connecting ? connect_timeout_ : query_timeout_) +
+                    (connecting ? " (connect_timeout)" : " (query_timeout)") + " while " + doing);
+        case SocketWait::Stopped:
+            abandon(std::string("gave up ") + doing + ": the run is stopping");
+    }
+    abandon("unexpected wait outcome");
+}
+
+void PostgresConnection::finish_connection() {
+    // Non-blocking, so that the goodbye PQfinish sends cannot wait on a server that stopped
+    // reading.
+    if (conn_) PQsetnonblocking(conn_.get(), 1);
+    conn_.reset();
+}
+
+void PostgresConnection::abandon(const std::string& why) {
+    finish_connection();
+    throw PostgresError("postgres " + redacted_ + ": " + why, "", true);
+}
+
+void PostgresConnection::flush_bounded() {
+    auto deadline = std::chrono::steady_clock::now() + query_timeout_;
+    for (;;) {
+        const int left = PQflush(conn_.get());
+        if (left < 0) fail("cannot send");
+        if (left == 0) return;
+        // Take in what the server says meanwhile (an error ends its reading).
+        await(POLLOUT | POLLIN, deadline, "sending");
+        if (!PQconsumeInput(conn_.get())) fail("cannot send");
+        deadline = std::chrono::steady_clock::now() + query_timeout_;
+    }
+}
+
+PgResult PostgresConnection::await_result() {
+    PGconn* c = conn_.get();
+    if (PQisnonblocking(c)) flush_bounded();
+    PgResult kept;
+    for (;;) {
+        auto deadline = std::chrono::steady_clock::now() + query_timeout_;
+        while (PQisBusy(c)) {
+            await(POLLIN, deadline, "waiting for a query's result");
+            if (!PQconsumeInput(c)) break;  // the error shows in the next result
+            deadline = std::chrono::steady_clock::now() + query_timeout_;
+        }
+        PgResult result(PQgetResult(c));
+        if (!result) break;
+        const auto status = PQresultStatus(result.get());
+        if (status == PGRES_COPY_IN || status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH)
+            return result;
+        const bool error = status == PGRES_FATAL_ERROR || status == PGRES_BAD_RESPONSE;
+        if (!kept || error || PQresultStatus(kept.get()) != PGRES_FATAL_ERROR)
+            kept = std::move(result);
+        if (PQstatus(c) == CONNECTION_BAD) break;
+    }
+    return kept;
 }
 
 void PostgresConnection::fail(const std::string& what, const PGresult* result) {
     std::string message = result ? PQresultErrorMessage(result)
-                                 : (conn_ ? PQerrorMessage(conn_.get()) : "out of memory");
+                                 : (conn_ ? PQerrorMessage(conn_.get()) : "not connected");
     while (!message.empty() && (message.back() == '\n' || message.back() == ' '))
         message.pop_back();
     const char* state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
@@ -33,7 +120,9 @@ void PostgresConnection::fail(const std::string& what, const PGresult* result) {
 }
 
 PgResult PostgresConnection::exec(const std::string& sql) {
-    PgResult result(PQexec(conn_.get(), sql.c_str()));
+    if (!conn_) fail("query failed");
+    if (!PQsendQuery(conn_.get(), sql.c_str())) fail("query failed");
+    PgResult result = await_result();
     const auto status = PQresultStatus(result.get());
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) fail("query failed", result.get());
     return result;
@@ -43,8 +132,11 @@ PgResult PostgresConnection::exec_params(const std::string& sql,
                                          const std::vector<std::optional<std::string>>& params) {
     std::vector<const char*> values;
     for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-    PgResult result(PQexecParams(conn_.get(), sql.c_str(), static_cast<int>(values.size()), nullptr,
-                                 values.data(), nullptr, nullptr, 0));
+    if (!conn_) fail("query failed");
+    if (!PQsendQueryParams(conn_.get(), sql.c_str(), static_cast<int>(values.size()), nullptr,
+                           values.data(), nullptr, nullptr, 0))
+        fail("query failed");
+    PgResult result = await_result();
     const auto status = PQresultStatus(result.get());
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) fail("query failed", result.get());
     return result;
@@ -71,34 +163,40 @@ std::string PostgresConnection::quote_table(const std::string& table) {
 }
 
 void PostgresConnection::copy_in(const std::string& copy_sql) {
-    PgResult result(PQexec(conn_.get(), copy_sql.c_str()));
+    if (!conn_) fail("query failed");
+    if (!PQsendQuery(conn_.get(), copy_sql.c_str())) fail("COPY failed");
+    PgResult result = await_result();
     if (PQresultStatus(result.get()) != PGRES_COPY_IN) fail("COPY failed", result.get());
 }
 
+// A blocking connection would wait for the socket without bound: queue without blocking, then
+// send with bounded waits.
 void PostgresConnection::put_copy_data(std::string_view data) {
-    if (PQputCopyData(conn_.get(), data.data(), static_cast<int>(data.size())) != 1)
-        fail("COPY failed");
+    PGconn* c = conn_.get();
+    const bool blocking = !PQisnonblocking(c);
+    if (blocking) PQsetnonblocking(c, 1);
+    if (PQputCopyData(c, data.data(), static_cast<int>(data.size())) != 1) fail("COPY failed");
+    if (blocking) {
+        flush_bounded();
+        PQsetnonblocking(c, 0);
+    }
 }
 
 void PostgresConnection::end_copy_in() {
-    if (PQputCopyEnd(conn_.get(), nullptr) != 1) fail("COPY failed");
-    PgResult result(PQgetResult(conn_.get()));
-    const bool ok = PQresultStatus(result.get()) == PGRES_COMMAND_OK;
-    if (!ok) {
-        try {
-            fail("COPY failed", result.get());
-        } catch (...) {
-            while (PgResult(PQgetResult(conn_.get()))) {
-            }
-            throw;
-        }
-    }
-    while (PgResult(PQgetResult(conn_.get()))) {
-    }
+    PGconn* c = conn_.get();
+    const bool blocking = !PQisnonblocking(c);
+    if (blocking) PQsetnonblocking(c, 1);
+    if (PQputCopyEnd(c, nullptr) != 1) fail("COPY failed");
+    flush_bounded();
+    if (blocking) PQsetnonblocking(c, 0);
+    PgResult result = await_result();
+    if (PQresultStatus(result.get()) != PGRES_COMMAND_OK) fail("COPY failed", result.get());
 }
 
 void PostgresConnection::copy_out(const std::string& copy_sql) {
-    PgResult result(PQexec(conn_.get(), copy_sql.c_str()));
+    if (!conn_) fail("query failed");
+    if (!PQsendQuery(conn_.get(), copy_sql.c_str())) fail("COPY failed");
+    PgResult result = await_result();
     if (PQresultStatus(result.get()) != PGRES_COPY_OUT) fail("COPY failed", result.get());
     copy_header_seen_ = false;
 }
@@ -127,13 +225,18 @@ constexpr size_t kCopyHeaderSize = 11 + 4 + 4;
 bool PostgresConnection::next_copy_row(std::vector<std::optional<std::string_view>>& fields) {
     fields.clear();
     char* raw = nullptr;
-    const int size = PQgetCopyData(conn_.get(), &raw, 0);
+    int size;
+    auto deadline = std::chrono::steady_clock::now() + query_timeout_;
+    // Asynchronously: a blocking PQgetCopyData would wait for a silent server without bound.
+    while ((size = PQgetCopyData(conn_.get(), &raw, 1)) == 0) {
+        await(POLLIN, deadline, "reading the COPY");
+        if (!PQconsumeInput(conn_.get())) fail("COPY failed");
+        deadline = std::chrono::steady_clock::now() + query_timeout_;
+    }
     copy_buffer_.reset(raw);
     if (size == -1) {
-        PgResult result(PQgetResult(conn_.get()));
+        PgResult result = await_result();
         if (PQresultStatus(result.get()) != PGRES_COMMAND_OK) fail("COPY failed", result.get());
-        while (PgResult(PQgetResult(conn_.get()))) {
-        }
         return false;
     }
     if (size < 0) fail("COPY failed");

@@ -3,6 +3,7 @@
 // output that streams one row at a time.
 #include <libpq-fe.h>
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -39,7 +40,13 @@ std::string redact_postgres_url(const std::string& url);
 
 class PostgresConnection {
   public:
-    explicit PostgresConnection(std::string url) : url_(std::move(url)) {}
+    // `connect_timeout` bounds connecting (authentication included); `query_timeout` bounds each
+    // wait for a query's answer, renewed whenever bytes arrive. A wait that runs out drops the
+    // connection (connection_lost), as does a stop request a few seconds old.
+    explicit PostgresConnection(
+        std::string url, std::chrono::milliseconds connect_timeout = std::chrono::seconds(10),
+        std::chrono::milliseconds query_timeout = std::chrono::minutes(5))
+        : url_(std::move(url)), connect_timeout_(connect_timeout), query_timeout_(query_timeout) {}
     void connect();
     // Runs SQL that returns rows or nothing; throws PostgresError naming the server's message.
     PgResult exec(const std::string& sql);
@@ -67,14 +74,27 @@ class PostgresConnection {
         fail(what, result);
     }
     PGconn* get() { return conn_.get(); }
+    std::chrono::milliseconds query_timeout() const { return query_timeout_; }
+    // Drops the connection after a wait on it ran out (`why`), and throws the PostgresError
+    // (connection lost) saying so.
+    [[noreturn]] void abandon(const std::string& why);
 
   private:
     struct ConnDeleter {
         void operator()(PGconn* c) const { PQfinish(c); }
     };
     [[noreturn]] void fail(const std::string& what, const PGresult* result = nullptr);
+    // Waits for `events` on the socket until `deadline`; abandons the connection past it.
+    void await(short events, std::chrono::steady_clock::time_point deadline, const char* doing);
+    // Sends what libpq has queued, waiting for room at most query_timeout at a time.
+    void flush_bounded();
+    // After a query was sent: its result, as PQexec gives it (the first error, else the last
+    // result; a COPY's start at once), waiting at most query_timeout for each byte.
+    PgResult await_result();
+    void finish_connection();
 
     std::string url_;
+    std::chrono::milliseconds connect_timeout_, query_timeout_;
     std::string redacted_;
     std::unique_ptr<PGconn, ConnDeleter> conn_;
     std::unique_ptr<char, void (*)(void*)> copy_buffer_{nullptr, PQfreemem};

@@ -12,6 +12,8 @@
 
 #include "connectors/postgres/lanes.h"
 #include "core/runner.h"
+#include "core/shutdown.h"
+#include "core/wait.h"
 
 namespace kbridge {
 namespace {
@@ -38,6 +40,10 @@ const OptionTable kOptions = {
      "where exactly_once keeps the offsets"},
     {"connections", OptionType::Integer, "2",
      "connections writing at once, each its share of the Kafka partitions"},
+    {"connect_timeout", OptionType::Duration, "",
+     "bound on connecting (default: postgres.connect_timeout, 10s)"},
+    {"query_timeout", OptionType::Duration, "",
+     "bound on a wait for a transaction's answer (default: postgres.query_timeout, 5m)"},
 };
 
 constexpr int kMaxAttempts = 10;
@@ -148,6 +154,8 @@ std::unique_ptr<Sink> make_postgres_sink(const Options& options, const Connector
     s.url = options.has("url") ? options.str("url") : ctx.config.postgres.str("url");
     if (s.url.empty())
         throw options.error("url", "no PostgreSQL URL: set url here or postgres.url");
+    s.connect_timeout = connect_timeout_option(options, ctx.config.postgres);
+    s.query_timeout = query_timeout_option(options, ctx.config.postgres);
     s.table = options.str("table");
     const std::string mode = options.str("mode");
     s.mode = mode == "upsert"   ? PostgresTableSink::Mode::Upsert
@@ -177,7 +185,8 @@ std::unique_ptr<Sink> make_postgres_sink(const Options& options, const Connector
 }
 
 PostgresTableSink::PostgresTableSink(Settings settings)
-    : settings_(std::move(settings)), conn_(settings_.url) {}
+    : settings_(std::move(settings)),
+      conn_(settings_.url, settings_.connect_timeout, settings_.query_timeout) {}
 
 bool PostgresTableSink::needs_fields() const {
     if (settings_.column_templates.empty()) return true;
@@ -509,6 +518,7 @@ void PostgresTableSink::start_async() {
             const std::string fence = "BEGIN; " + fence_query(all);
             if (!PQsendQuery(conn_.get(), fence.c_str())) conn_.raise("BEGIN failed");
             awaiting_ = fencing_ = true;
+            awaiting_since_ = std::chrono::steady_clock::now();
             return;
         }
         send_transaction(all, "BEGIN; ");
@@ -528,6 +538,7 @@ void PostgresTableSink::send_transaction(const std::vector<size_t>& todo,
     if (settings_.exactly_once) tail += offsets_statement() + ";\n";
     const std::string commit = tail + "COMMIT";
     awaiting_ = true;
+    awaiting_since_ = std::chrono::steady_clock::now();
     if (todo.empty()) {
         if (!PQsendQuery(conn_.get(), commit.c_str())) conn_.raise("COMMIT failed");
         return;
@@ -565,8 +576,7 @@ bool PostgresTableSink::send_queued(std::chrono::milliseconds wait) {
 void PostgresTableSink::stop_sending() {
     if (!sending_) return;
     try {
-        while (!send_queued(std::chrono::milliseconds(1000))) {
-        }
+        while (!send_queued(std::chrono::milliseconds(1000))) give_up_if_stalled();
     } catch (const PostgresError&) {
         sending_ = false;
         if (conn_.get()) PQsetnonblocking(conn_.get(), 0);
@@ -589,14 +599,24 @@ bool PostgresTableSink::result_ready(std::chrono::milliseconds wait) {
 void PostgresTableSink::progress(std::chrono::milliseconds wait) {
     if (sending_) {
         try {
-            if (!send_queued(wait)) return;
+            if (!send_queued(wait)) {
+                give_up_if_stalled();
+                return;
+            }
         } catch (const PostgresError& e) {
             recover(e, false);
             return;
         }
     }
     while (awaiting_) {
-        if (!result_ready(wait)) return;
+        if (!result_ready(wait)) {
+            try {
+                give_up_if_stalled();
+            } catch (const PostgresError& e) {
+                recover(e, !fencing_);  // the COMMIT was sent: in doubt
+            }
+            return;
+        }
         PgResult result(PQgetResult(conn_.get()));
         if (!result && fencing_) {  // the stored offsets are in: the rest of the transaction
             fencing_ = false;
@@ -634,6 +654,18 @@ void PostgresTableSink::progress(std::chrono::milliseconds wait) {
         if (fencing_ && status == PGRES_TUPLES_OK) fenced_ = std::move(result);
         wait = std::chrono::milliseconds(0);
     }
+}
+
+// The fast path's transaction has waited past query_timeout, or past the grace a stopping run
+// allows: the connection is dropped (a PostgresError, connection lost).
+void PostgresTableSink::give_up_if_stalled() {
+    const auto now = std::chrono::steady_clock::now();
+    if (stop_requested().load() && !stop_seen_) stop_seen_ = now;
+    if (now - awaiting_since_ > conn_.query_timeout())
+        conn_.abandon("no answer within " + duration_text(conn_.query_timeout()) +
+                      " (query_timeout) while writing a batch");
+    if (stop_seen_ && now - *stop_seen_ > kStopGrace)
+        conn_.abandon("gave up waiting for a batch's transaction: the run is stopping");
 }
 
 // The fast path failed: roll back and write the batch the careful way. A COMMIT whose outcome
@@ -748,10 +780,10 @@ void PostgresTableSink::flush() {
                 } catch (const PostgresError&) {
                 }
             }
-            if (may_retry && attempt < kMaxAttempts) {
+            if (may_retry && attempt < kMaxAttempts && !stop_requested().load()) {
                 spdlog::warn("postgres_table sink {}: {} (attempt {} of {}, retrying in {} ms)",
                              settings_.table, error, attempt, kMaxAttempts, backoff.count());
-                std::this_thread::sleep_for(backoff);
+                sleep_unless_stopped(backoff);
                 backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
                 retried_ += pending_.size();
                 continue;

@@ -29,6 +29,7 @@ class PostgresTableSink : public Sink, private OffsetStore {
     enum class Mode { Insert, Upsert, Update };
     struct Settings {
         std::string url;
+        std::chrono::milliseconds connect_timeout{10000}, query_timeout{300000};
         std::string table;
         Mode mode = Mode::Insert;
         std::vector<std::string> key_columns;                            // empty: the primary key
@@ -117,6 +118,7 @@ class PostgresTableSink : public Sink, private OffsetStore {
     bool result_ready(std::chrono::milliseconds wait);
     bool send_queued(std::chrono::milliseconds wait);
     void stop_sending();
+    void give_up_if_stalled();
     void progress(std::chrono::milliseconds wait);
     void recover(const PostgresError& e, bool commit_sent);
     void copy_rows(const std::vector<size_t>& records, bool staged, const std::string& before = "",
@@ -153,6 +155,8 @@ class PostgresTableSink : public Sink, private OffsetStore {
     Buffer in_;              // being encoded by send()
     bool awaiting_ = false;  // a batch's transaction is sent; its results are not all in
     bool fencing_ = false;   // exactly_once: what is awaited is the stored offsets (fenced_)
+    std::chrono::steady_clock::time_point awaiting_since_;  // the awaited query was sent
+    std::optional<std::chrono::steady_clock::time_point> stop_seen_;
     PgResult fenced_;
     bool sending_ = false;  // the COPY is queued in libpq (non-blocking), not all sent yet
     // The batch being written:

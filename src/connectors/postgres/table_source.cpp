@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <thread>
 
+#include "core/wait.h"
+
 namespace kbridge {
 namespace {
 
@@ -26,6 +28,10 @@ const OptionTable kOptions = {
     {"key_columns", OptionType::StringList, "", "the record key (default: the primary key)"},
     {"fetch_size", OptionType::Integer, "5000", "rows per batch"},
     {"poll_interval", OptionType::Duration, "5s", "follow mode: time between reads"},
+    {"connect_timeout", OptionType::Duration, "",
+     "bound on connecting (default: postgres.connect_timeout, 10s)"},
+    {"query_timeout", OptionType::Duration, "",
+     "bound on a silent wait for a query's answer (default: postgres.query_timeout, 5m)"},
 };
 
 // The stored position's names.
@@ -52,6 +58,8 @@ std::unique_ptr<Source> make_postgres_table_source(const Options& options,
     s.url = options.has("url") ? options.str("url") : ctx.config.postgres.str("url");
     if (s.url.empty())
         throw options.error("url", "no PostgreSQL URL: set url here or postgres.url");
+    s.connect_timeout = connect_timeout_option(options, ctx.config.postgres);
+    s.query_timeout = query_timeout_option(options, ctx.config.postgres);
     s.table = options.str("table");
     s.query = options.str("query");
     if (s.table.empty() == s.query.empty())
@@ -96,7 +104,7 @@ std::unique_ptr<Source> make_postgres_table_source(const Options& options,
 
 PostgresTableSource::PostgresTableSource(Settings settings)
     : settings_(std::move(settings)),
-      conn_(settings_.url),
+      conn_(settings_.url, settings_.connect_timeout, settings_.query_timeout),
       store_(settings_.state_dir, settings_.pipeline) {}
 
 std::string PostgresTableSource::describe() const {

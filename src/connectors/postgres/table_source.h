@@ -27,6 +27,7 @@ class PostgresTableSource : public Source {
     enum class Mode { Bulk, Incrementing, Timestamp, TimestampIncrementing };
     struct Settings {
         std::string url;
+        std::chrono::milliseconds connect_timeout{10000}, query_timeout{300000};
         std::string table;  // or query
         std::string query;
         Mode mode = Mode::Bulk;

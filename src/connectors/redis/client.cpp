@@ -1,9 +1,14 @@
 #include "connectors/redis/client.h"
 
 #include <hiredis/read.h>
-#include <sys/time.h>
+#include <poll.h>
+#include <sys/socket.h>
 
+#include <cerrno>
+#include <cstring>
 #include <regex>
+
+#include "core/wait.h"
 
 namespace kbridge {
 namespace {
@@ -85,30 +90,53 @@ RedisUrl parse_redis_url(const std::string& url) {
     return out;
 }
 
-void RedisClient::connect(std::chrono::milliseconds timeout) {
-    timeval tv{static_cast<time_t>(timeout.count() / 1000),
-               static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
-    redisContext* c = url_.unix_path.empty()
-                          ? redisConnectWithTimeout(url_.host.c_str(), url_.port, tv)
-                          : redisConnectUnixWithTimeout(url_.unix_path.c_str(), tv);
-    if (!c) throw RedisError("redis " + url_.redacted + ": out of memory");
+void RedisClient::connect() {
+    const auto deadline = std::chrono::steady_clock::now() + timeout_;
     pending_ = 0;
+    // Non-blocking from the start: a connect, like every later wait, is one we can bound.
+    redisContext* c = url_.unix_path.empty() ? redisConnectNonBlock(url_.host.c_str(), url_.port)
+                                             : redisConnectUnixNonBlock(url_.unix_path.c_str());
+    if (!c) throw RedisError("redis " + url_.redacted + ": out of memory");
     context_.reset(c);
-    if (c->err) {
-        const std::string error = c->errstr;
+    if (c->err) broken(std::string("cannot connect: ") + c->errstr);
+    await(POLLOUT, deadline, "connecting");
+    int error = 0;
+    socklen_t size = sizeof error;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &error, &size) != 0) error = errno;
+    if (error != 0) broken(std::string("cannot connect: ") + std::strerror(error));
+    // Finds a peer that vanished (host down, network cut) while no command is waiting.
+    if (url_.unix_path.empty() && redisEnableKeepAlive(c) != REDIS_OK)
+        broken(std::string("cannot enable TCP keepalive: ") + c->errstr);
+    try {
+        if (!url_.password.empty()) {
+            if (url_.user.empty())
+                command({"AUTH", url_.password});
+            else
+                command({"AUTH", url_.user, url_.password});
+        }
+        if (url_.db != 0) command({"SELECT", std::to_string(url_.db)});
+        // Asked even when there is nothing to set up: an endpoint that accepts connections but
+        // never answers is found here, not at the first read.
+        command({"PING"});
+    } catch (const RedisError&) {
         context_.reset();
-        throw RedisError("redis " + url_.redacted + ": cannot connect: " + error);
+        pending_ = 0;
+        throw;
     }
-    // Commands may block (BLMOVE) for up to their own timeout; do not cut them short.
-    timeval no_timeout{0, 0};
-    redisSetTimeout(c, no_timeout);
-    if (!url_.password.empty()) {
-        if (url_.user.empty())
-            command({"AUTH", url_.password});
-        else
-            command({"AUTH", url_.user, url_.password});
+}
+
+void RedisClient::await(short events, std::chrono::steady_clock::time_point deadline,
+                        const char* doing) {
+    switch (wait_socket(context_->fd, events, deadline)) {
+        case SocketWait::Ready:
+            return;
+        case SocketWait::TimedOut:
+            broken("no answer within " + duration_text(timeout_) + " (connect_timeout) while " +
+                   doing);
+        case SocketWait::Stopped:
+            broken(std::string("gave up ") + doing + ": the run is stopping");
     }
-    if (url_.db != 0) command({"SELECT", std::to_string(url_.db)});
+    broken("unexpected wait outcome");
 }
 
 void RedisClient::append(const std::vector<std::string>& args) {
@@ -128,29 +156,59 @@ void RedisClient::append(const std::vector<std::string>& args) {
 }
 
 void RedisClient::broken() {
-    const std::string error = context_ ? context_->errstr : "not connected";
+    broken(context_ ? context_->errstr : "not connected");
+}
+
+void RedisClient::broken(const std::string& error) {
     context_.reset();  // a hiredis context is unusable after an I/O error
     pending_ = 0;
     throw RedisError("redis " + url_.redacted + ": " + error);
 }
 
+void RedisClient::write_out(std::chrono::steady_clock::time_point deadline) {
+    for (;;) {
+        int done = 0;
+        if (redisBufferWrite(context_.get(), &done) != REDIS_OK) broken();
+        if (done) return;
+        // The server may be answering while it reads: its replies must not fill our socket
+        // buffer, or it would stop reading.
+        await(POLLOUT, deadline, "sending");
+        deadline = std::chrono::steady_clock::now() + timeout_;
+    }
+}
+
 void RedisClient::send(const std::vector<std::string>& args) {
     append(args);
-    int done = 0;
-    while (!done)
-        if (redisBufferWrite(context_.get(), &done) != REDIS_OK) broken();
+    write_out(std::chrono::steady_clock::now() + timeout_);
+}
+
+// The oldest reply, reading until the reader holds a whole one. The server may stay silent for
+// `blocks` + the timeout at most; any byte it sends renews that.
+void* RedisClient::read_reply(std::chrono::milliseconds blocks) {
+    if (!context_) throw RedisError("redis " + url_.redacted + ": not connected");
+    void* raw = nullptr;
+    if (redisGetReplyFromReader(context_.get(), &raw) != REDIS_OK) broken();
+    if (raw) return raw;
+    write_out(std::chrono::steady_clock::now() + timeout_);
+    auto deadline = std::chrono::steady_clock::now() + timeout_ + blocks;
+    while (!raw) {
+        await(POLLIN, deadline, "waiting for a reply");
+        if (redisBufferRead(context_.get()) != REDIS_OK) broken();
+        if (redisGetReplyFromReader(context_.get(), &raw) != REDIS_OK) broken();
+        deadline = std::chrono::steady_clock::now() + timeout_ + blocks;
+    }
+    return raw;
 }
 
 RedisReply RedisClient::any_reply() {
-    if (!context_) throw RedisError("redis " + url_.redacted + ": not connected");
-    void* raw = nullptr;
-    if (redisGetReply(context_.get(), &raw) != REDIS_OK || !raw) broken();
+    RedisReply owned(static_cast<redisReply*>(read_reply(std::chrono::milliseconds(0))));
     --pending_;
-    return RedisReply(static_cast<redisReply*>(raw));
+    return owned;
 }
 
-RedisReply RedisClient::reply() {
-    RedisReply owned = any_reply();
+RedisReply RedisClient::reply(std::chrono::milliseconds blocks) {
+    RedisReply owned(static_cast<redisReply*>(read_reply(blocks)));
+    --pending_;
     if (owned->type == REDIS_REPLY_ERROR)
         throw RedisError("redis " + url_.redacted + ": " + std::string(owned->str, owned->len));
     return owned;
@@ -165,11 +223,16 @@ void RedisClient::reply_strings(std::vector<char>& storage, std::vector<Place>& 
     reader->privdata = &capture;
     g_active_capture = &capture;
     void* raw = nullptr;
-    const int status = redisGetReply(context_.get(), &raw);
+    try {
+        raw = read_reply(std::chrono::milliseconds(0));
+    } catch (...) {
+        // broken() freed the context and its reader with it
+        g_active_capture = nullptr;
+        throw;
+    }
     reader->fn = capture.defaults;
     reader->privdata = saved_privdata;
     g_active_capture = nullptr;
-    if (status != REDIS_OK || !raw) broken();
     --pending_;
     if (raw == &capture.placeholder) return;
     RedisReply owned(static_cast<redisReply*>(raw));
@@ -178,11 +241,12 @@ void RedisClient::reply_strings(std::vector<char>& storage, std::vector<Place>& 
     throw RedisError("redis " + url_.redacted + ": expected a list of strings");
 }
 
-RedisReply RedisClient::command(const std::vector<std::string>& args) {
+RedisReply RedisClient::command(const std::vector<std::string>& args,
+                                std::chrono::milliseconds blocks) {
     append(args);
     while (pending_ > 1) reply();
     try {
-        return reply();
+        return reply(blocks);
     } catch (const RedisError& e) {
         throw RedisError(std::string(e.what()) + " (" + args[0] + ")");
     }

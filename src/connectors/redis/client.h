@@ -40,15 +40,21 @@ class RedisError : public std::runtime_error {
 
 class RedisClient {
   public:
-    explicit RedisClient(RedisUrl url) : url_(std::move(url)) {}
-    void connect(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+    // `timeout` bounds connecting (the handshake included) and every wait for an answer: a
+    // server silent for that long is taken as unreachable.
+    explicit RedisClient(RedisUrl url, std::chrono::milliseconds timeout = std::chrono::seconds(10))
+        : url_(std::move(url)), timeout_(timeout) {}
+    void connect();
     // Runs one command (arguments binary-safe) and returns its reply, after checking the replies
     // of any commands sent before it. Throws RedisError on I/O errors and on error replies.
-    RedisReply command(const std::vector<std::string>& args);
+    // `blocks`: how long the command may wait on the server by design (BLMOVE's timeout), which
+    // its reply is given on top of the timeout.
+    RedisReply command(const std::vector<std::string>& args,
+                       std::chrono::milliseconds blocks = std::chrono::milliseconds(0));
     // Pipelining: send() queues a command and writes it out without waiting; reply() returns the
     // oldest reply not yet taken.
     void send(const std::vector<std::string>& args);
-    RedisReply reply();
+    RedisReply reply(std::chrono::milliseconds blocks = std::chrono::milliseconds(0));
     // The oldest reply, error replies included (pipelines that map errors to records).
     RedisReply any_reply();
     bool connected() const { return context_ != nullptr; }
@@ -61,12 +67,20 @@ class RedisClient {
     };
     void reply_strings(std::vector<char>& storage, std::vector<Place>& places);
     const RedisUrl& url() const { return url_; }
+    std::chrono::milliseconds timeout() const { return timeout_; }
 
   private:
     void append(const std::vector<std::string>& args);
+    // The connection is non-blocking: these wait for the socket themselves, each wait bounded
+    // by the timeout (renewed whenever bytes move) and by a stop request.
+    void await(short events, std::chrono::steady_clock::time_point deadline, const char* doing);
+    void write_out(std::chrono::steady_clock::time_point deadline);
+    void* read_reply(std::chrono::milliseconds blocks);
     [[noreturn]] void broken();
+    [[noreturn]] void broken(const std::string& error);
 
     RedisUrl url_;
+    std::chrono::milliseconds timeout_;
     std::unique_ptr<redisContext, RedisContextDeleter> context_;
     size_t pending_ = 0;
 };

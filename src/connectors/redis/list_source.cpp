@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "core/wait.h"
 #include "formats/csv.h"
 
 namespace kbridge {
@@ -23,6 +24,8 @@ const OptionTable kOptions = with_csv_options({
      "this worker's name (default: the pipeline name); one per parallel worker"},
     {"format", OptionType::Choice, "json", "how list items are decoded", {"json", "raw", "csv"}},
     {"url", OptionType::String, "", "redis://[user:password@]host:port/db (default: redis.url)"},
+    {"connect_timeout", OptionType::Duration, "",
+     "bound on connecting and on any wait for an answer (default: redis.connect_timeout, 10s)"},
 });
 
 // Moves up to ARGV[1] items from the head (ASC) or the tail (DESC, oldest first) of the list
@@ -72,6 +75,7 @@ std::unique_ptr<Source> make_redis_list_source(const Options& options,
         if (options.has("url")) throw options.error("url", e.what());
         throw ctx.config.redis.error("url", e.what());
     }
+    s.timeout = connect_timeout_option(options, ctx.config.redis);
     s.key = options.str("key");
     if (s.key.empty()) throw options.error("key", "must not be empty");
     s.consumer = options.has("consumer") ? options.str("consumer") : ctx.pipeline;
@@ -92,7 +96,7 @@ std::unique_ptr<Source> make_redis_list_source(const Options& options,
 RedisListSource::RedisListSource(Settings settings)
     : settings_(std::move(settings)),
       in_flight_key_(redis_in_flight_key(settings_.key, settings_.consumer)),
-      client_(settings_.url) {}
+      client_(settings_.url, settings_.timeout) {}
 
 void RedisListSource::connect() {
     // Also after an outage: what this worker had in flight is in its in-flight list again.
@@ -223,8 +227,8 @@ ReadStatus RedisListSource::read(Batch& batch, std::chrono::milliseconds wait) {
         char seconds[32];
         std::snprintf(seconds, sizeof seconds, "%.3f", wait.count() / 1000.0);
         const char* end = settings_.pop_left ? "LEFT" : "RIGHT";
-        if (client_.command({"BLMOVE", settings_.key, settings_.key, end, end, seconds})->type ==
-            REDIS_REPLY_NIL)
+        if (client_.command({"BLMOVE", settings_.key, settings_.key, end, end, seconds}, wait)
+                ->type == REDIS_REPLY_NIL)
             return ReadStatus::Idle;
         send_move();
         receive_move(batch);

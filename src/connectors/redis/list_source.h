@@ -25,6 +25,7 @@ class RedisListSource : public Source {
   public:
     struct Settings {
         RedisUrl url;
+        std::chrono::milliseconds timeout{10000};  // connect_timeout
         std::string key;
         std::string consumer;
         size_t batch_size = 1000;

@@ -6,6 +6,8 @@
 #include <thread>
 
 #include "core/runner.h"
+#include "core/shutdown.h"
+#include "core/wait.h"
 
 namespace kbridge {
 namespace {
@@ -28,6 +30,8 @@ const OptionTable kOptions = {
     {"offsets_key", OptionType::String, "kbridge:offsets",
      "exactly_once: hash <offsets_key>:<group> of next offsets"},
     {"url", OptionType::String, "", "redis://[user:password@]host:port/db (default: redis.url)"},
+    {"connect_timeout", OptionType::Duration, "",
+     "bound on connecting and on any wait for an answer (default: redis.connect_timeout, 10s)"},
 };
 
 constexpr int kMaxAttempts = 10;
@@ -66,6 +70,7 @@ std::unique_ptr<Sink> make_redis_sink(const Options& options, const ConnectorCon
         if (options.has("url")) throw options.error("url", e.what());
         throw ctx.config.redis.error("url", e.what());
     }
+    s.timeout = connect_timeout_option(options, ctx.config.redis);
     const std::string command = options.str("command");
     using C = RedisSink::Command;
     s.command = command == "hset"    ? C::Hset
@@ -98,7 +103,8 @@ std::unique_ptr<Sink> make_redis_sink(const Options& options, const ConnectorCon
     return std::make_unique<RedisSink>(std::move(s));
 }
 
-RedisSink::RedisSink(Settings settings) : settings_(std::move(settings)), client_(settings_.url) {}
+RedisSink::RedisSink(Settings settings)
+    : settings_(std::move(settings)), client_(settings_.url, settings_.timeout) {}
 
 bool RedisSink::needs_fields() const {
     return settings_.command == Command::Hset || settings_.command == Command::Xadd ||
@@ -214,14 +220,16 @@ void RedisSink::flush() {
             if (!write(refused)) continue;  // the offsets moved under our WATCH: read them again
             break;
         } catch (const RedisError& e) {
-            if (client_.connected() || attempt >= kMaxAttempts) {
+            // A stopping run does not wait out an outage: what is not written stays in the
+            // source, for the next run.
+            if (client_.connected() || attempt >= kMaxAttempts || stop_requested().load()) {
                 for (const auto& p : pending_) listener_->failed(p.batch, e.what());
                 pending_.clear();
                 return;
             }
             spdlog::warn("redis sink {}: {} (attempt {} of {}, retrying in {} ms)",
                          settings_.key.text(), e.what(), attempt, kMaxAttempts, backoff.count());
-            std::this_thread::sleep_for(backoff);
+            sleep_unless_stopped(backoff);
             backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
             retried_ += pending_.size();
         }

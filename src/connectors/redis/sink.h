@@ -25,6 +25,7 @@ class RedisSink : public Sink, private OffsetStore {
     enum class Command { Set, Hset, Rpush, Lpush, Xadd, Sadd, Zadd };
     struct Settings {
         RedisUrl url;
+        std::chrono::milliseconds timeout{10000};  // connect_timeout
         Command command = Command::Set;
         Template key{"{_key}"};
         std::optional<Template> value;  // none: the record's value (hset, xadd: its fields)
