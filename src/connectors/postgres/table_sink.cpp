@@ -258,7 +258,8 @@ void PostgresTableSink::introspect() {
     // database alone can tell.
     PgResult hooks = conn_.exec_params(
         "SELECT c.relhasrules OR EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid IN"
-        " (SELECT c.oid UNION ALL SELECT relid FROM pg_partition_tree(c.oid)) AND NOT g.tgisinternal"
+        " (SELECT c.oid UNION ALL SELECT relid FROM pg_partition_tree(c.oid)) AND NOT "
+        "g.tgisinternal"
         " AND g.tgtype & 3 = 3 AND g.tgtype & 20 <> 0) FROM pg_class c WHERE c.oid = $1::regclass",
         {table_});
     check_nulls_ = settings_.mode != Mode::Update && PQgetvalue(hooks.get(), 0, 0)[0] == 'f';
@@ -464,14 +465,15 @@ std::string PostgresTableSink::precheck() const {
         const Cell& cell = cells[c];
         if (check_nulls_ && column.refuses_null &&
             (cell.length == kNull || (cell.length == kAbsent && !column.has_default)))
-            return "null value in column \"" + column.name + "\" of relation \"" +
-                   settings_.table + "\" violates not-null constraint (" +
+            return "null value in column \"" + column.name + "\" of relation \"" + settings_.table +
+                   "\" violates not-null constraint (" +
                    (cell.length == kNull ? "the record's value is null" : "the record has none") +
                    "; found by kbridge before sending)";
         if (column.integer_type && cell.length > 0) {
             const std::string_view text(in_.text.data() + cell.begin,
                                         static_cast<size_t>(cell.length));
-            if (std::none_of(text.begin(), text.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+            if (std::none_of(text.begin(), text.end(),
+                             [](char ch) { return ch >= '0' && ch <= '9'; }))
                 return "invalid input syntax for type " + std::string(column.integer_type) +
                        ": \"" + std::string(text.substr(0, 200)) + "\" (column \"" + column.name +
                        "\"; found by kbridge before sending)";
