@@ -3,7 +3,7 @@
 # reach for, on this machine, and PRINT the ratios (nothing is asserted: the
 # numbers depend on the machine; the targets are shown next to them).
 #
-#   scripts/bench.sh [MODE]      MODE: redis | postgres | sinks (default: every mode)
+#   scripts/bench.sh [MODE]      MODE: redis | postgres | sinks | poison (default: every mode)
 #
 #   redis   N JSON events in a Redis list -> Kafka, three ways:
 #             kbridge run --once   (redis_list source -> kafka sink, keyed)
@@ -34,6 +34,18 @@
 #           then kbridge insert and the seed's consumer once more against a PostgreSQL with
 #           its durable defaults (fsync, synchronous_commit), where a commit waits for the disk.
 #
+#   poison  records a PostgreSQL table refuses (action NOT NULL), with a dead letter topic; each
+#           run counts rows + dead letters:
+#             kbridge-insert      BENCH_N clean records, mode insert (the reference rate)
+#             kbridge-ins-1%      BENCH_N records, every 100th with action null, mode insert
+#             kbridge-ups-1%      the same, mode upsert (half of the ids already in the table)
+#             kbridge-chk-1%      BENCH_N records, every 100th breaking a CHECK that only the
+#                                 database sees (user_id < 0), mode insert
+#             kbridge-ins-100%    BENCH_POISON_ALL records, every one with action null, insert
+#             kbridge-ups-100%    the same, mode upsert
+#           against a PostgreSQL with its durable defaults, then (BENCH_FAST=1) once more with
+#           fsync off (tools named ...-fast).
+#
 # Environment:
 #   BENCH_N=1000000      events (rows) per kbridge / kcat / psql measurement
 #   BENCH_REPEAT=3       repetitions of the kbridge and kcat (psql|kcat) measurements (medians reported)
@@ -42,6 +54,8 @@
 #   BENCH_PG_BIG=1       0: skip the postgres mode's big-table run
 #   BENCH_DURABLE=1      0: skip the sinks mode's second PostgreSQL, run with its durable
 #                        defaults, for kbridge insert and the seed's consumer once more
+#   BENCH_POISON_ALL=20000  records of the poison mode's wholly refused runs
+#   BENCH_FAST=1         0: skip the poison mode's second PostgreSQL (fsync off)
 #   BENCH_TIMEOUT=1800   seconds before one measurement is killed
 #   KBRIDGE=build/kbridge   binary under test
 #
@@ -64,9 +78,11 @@ BENCH_TIMEOUT=${BENCH_TIMEOUT:-1800}
 BENCH_N5=${BENCH_N5:-$((5 * BENCH_N))}
 BENCH_PG_BIG=${BENCH_PG_BIG:-1}
 BENCH_DURABLE=${BENCH_DURABLE:-1}
+BENCH_POISON_ALL=${BENCH_POISON_ALL:-20000}
+BENCH_FAST=${BENCH_FAST:-1}
 PGBIN=/usr/lib/postgresql/15/bin
 
-IMPLEMENTED_MODES=(redis postgres sinks)
+IMPLEMENTED_MODES=(redis postgres sinks poison)
 
 TMP=""          # scratch dir (mktemp -d), removed at exit
 BG_PIDS=()      # every background server this script started
@@ -727,6 +743,114 @@ bench_sinks() {
     unset PG_URL
 }
 
+# ----------------------------------------------------------- poison mode --
+
+# The poison mode's topics, keyed by id: poison_clean (N good records), poison_null (every 100th
+# with action null), poison_check (every 100th with user_id -1), poison_all (BENCH_POISON_ALL
+# records, every one with action null).
+load_poison_topics() {
+    "$PY" - "$TMP" "$BENCH_N" "$BENCH_POISON_ALL" <<'EOF'
+import json, os, sys
+out, n, n_all = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def event(i, **change):
+    e = {"id": i, "user_id": i % 10007, "action": "view", "item": "item-%05d" % (i % 50000),
+         "ts": 1700000000000 + i}
+    e.update(change)
+    return "%d\t%s\n" % (i, json.dumps(e, separators=(",", ":")))
+with open(os.path.join(out, "poison_clean.json"), "w") as clean, \
+        open(os.path.join(out, "poison_null.json"), "w") as null, \
+        open(os.path.join(out, "poison_check.json"), "w") as check:
+    for i in range(n):
+        bad = i % 100 == 50
+        clean.write(event(i))
+        null.write(event(i, action=None) if bad else event(i))
+        check.write(event(i, user_id=-1) if bad else event(i))
+with open(os.path.join(out, "poison_all.json"), "w") as every:
+    for i in range(n_all):
+        every.write(event(i, action=None))
+EOF
+    local t
+    for t in poison_clean poison_null poison_check poison_all; do
+        kcat -P -b "$BOOT" -t "$t" -K '\t' -X linger.ms=20 -l "$TMP/$t.json"
+    done
+    log "produced $BENCH_N records to poison_clean, poison_null and poison_check, $BENCH_POISON_ALL to poison_all"
+}
+
+# bench_poison_run TOOL REP TOPIC RECORDS MODE: kbridge consumes TOPIC into a fresh table (half
+# of the ids there for upserts), the refused records to the dead letter topic poison_dlq.
+# "delivered" is the rows written (a refused upsert leaves its row's action 'old') plus the
+# dead letters the run added: every record in one place or the other.
+bench_poison_run() {
+    local tool=$1 rep=$2 topic=$3 records=$4 mode=$5
+    local table cfg out dlq_before dlq_after rows
+    table=poison_${tool//[^A-Za-z0-9]/_}_$rep
+    cfg=$TMP/$table.yaml
+    out=$TMP/$table.log
+    psql_bench -c "DROP TABLE IF EXISTS $table" -c "CREATE TABLE $table (id bigint PRIMARY KEY,
+        user_id int CHECK (user_id >= 0), action text NOT NULL, item text, ts bigint)"
+    if [[ $mode == upsert ]]; then
+        psql_bench -c "INSERT INTO $table SELECT g, 0, 'old', 'old', 0
+            FROM generate_series(2, $records, 2) g" -c "VACUUM ANALYZE $table"
+    fi
+    psql_bench -c CHECKPOINT
+    cat >"$cfg" <<EOF
+version: 1
+kafka: {brokers: '\${KAFKA_BROKERS}'}
+postgres: {url: '\${PG_URL}'}
+pipelines:
+  - name: bench
+    source: {type: kafka, topics: [$topic], group: $table, join_group: false}
+    sink: {type: postgres_table, table: $table, mode: $mode}
+    dead_letter: {type: kafka, topic: poison_dlq}
+EOF
+    dlq_before=$(watermark_sum poison_dlq)
+    log "$tool run #$rep: $records records of $topic -> $table ($mode)"
+    # Its output (a warning per dead-lettered record) goes to $out.
+    measure "$out" "$KBRIDGE" run "$cfg" --once --state-dir "$TMP/state_$table"
+    ((M_RC == 0)) || report_failure "kbridge run $cfg" "$out"
+    dlq_after=$(watermark_sum poison_dlq)
+    rows=$(psql_bench -At -c "SELECT count(*) FROM $table WHERE action <> 'old'")
+    M_DELIVERED=$((rows + dlq_after - dlq_before))
+    psql_bench -c "DROP TABLE $table"
+    record_measurement "$tool" "$rep" "$records"
+}
+
+# The poison runs on the PostgreSQL running now; each tool's name ends in SUFFIX.
+bench_poison_round() {
+    local suffix=$1 i
+    for ((i = 1; i <= BENCH_REPEAT; i++)); do
+        bench_poison_run "kbridge-insert$suffix" "$i" poison_clean "$BENCH_N" insert
+        bench_poison_run "kbridge-ins-1%$suffix" "$i" poison_null "$BENCH_N" insert
+        bench_poison_run "kbridge-ups-1%$suffix" "$i" poison_null "$BENCH_N" upsert
+        bench_poison_run "kbridge-chk-1%$suffix" "$i" poison_check "$BENCH_N" insert
+        bench_poison_run "kbridge-ins-100%$suffix" "$i" poison_all "$BENCH_POISON_ALL" insert
+        bench_poison_run "kbridge-ups-100%$suffix" "$i" poison_all "$BENCH_POISON_ALL" upsert
+    done
+}
+
+bench_poison() {
+    ensure_packages postgresql kcat python3-confluent-kafka
+    begin_results poison
+    start_postgres durable
+    start_dev_kafka "poison_clean:$SINK_PARTITIONS" "poison_null:$SINK_PARTITIONS" \
+        "poison_check:$SINK_PARTITIONS" "poison_all:$SINK_PARTITIONS" "poison_dlq:$SINK_PARTITIONS"
+    export KAFKA_BROKERS=$BOOT PG_URL
+    log "postgres (durable defaults) on 127.0.0.1:$PG_PORT, kafka (dev-kafka, 3 brokers) on $BOOT"
+    load_poison_topics
+    bench_poison_round ""
+    if ((BENCH_FAST)); then
+        stop_postgres
+        start_postgres
+        export PG_URL
+        log "postgres restarted with fsync, synchronous_commit and full_page_writes off"
+        bench_poison_round "-fast"
+    fi
+    print_report poison "$RESULTS" "$BENCH_N" "$BENCH_POISON_ALL" "$BENCH_REPEAT" "$KBRIDGE_BUILD_TYPE"
+    stop_postgres
+    stop_background
+    unset PG_URL
+}
+
 # ------------------------------------------------------------------- main --
 
 run_mode() {
@@ -734,6 +858,7 @@ run_mode() {
         redis) bench_redis ;;
         postgres) bench_postgres ;;
         sinks) bench_sinks ;;
+        poison) bench_poison ;;
         *) die "mode $1 listed as implemented but has no function" ;;
     esac
 }
@@ -742,7 +867,7 @@ main() {
     local mode=${1:-all}
     case $mode in
         -h | --help) usage; exit 0 ;;
-        redis | postgres | sinks) setup_common; run_mode "$mode" ;;
+        redis | postgres | sinks | poison) setup_common; run_mode "$mode" ;;
         all)
             setup_common
             local m

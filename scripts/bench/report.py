@@ -3,6 +3,7 @@ against the targets. Printed, never asserted.
 
     report.py redis    RESULTS.tsv N PY_N REPEAT BUILD
     report.py postgres RESULTS.tsv N N5 REPEAT BUILD     (N5 = 0: not run)
+    report.py poison   RESULTS.tsv N N_ALL REPEAT BUILD
 
 RESULTS.tsv has one line per measurement (scripts/bench.sh record_result):
     tool rep records seconds rss_kb delivered rc left
@@ -185,12 +186,54 @@ def report_sinks(path, n, py_n, repeat, build):
     print("The seed loop inserts and commits one record at a time.")
 
 
+def report_poison(path, n, n_all, repeat, build):
+    rows = load(path)
+    kinds = [("kbridge-insert", None, "clean, insert"),
+             ("kbridge-ins-1%", 100000, "1% action null, insert"),
+             ("kbridge-ups-1%", 100000, "1% action null, upsert"),
+             ("kbridge-chk-1%", None, "1% CHECK violated, insert"),
+             ("kbridge-ins-100%", 10000, "100% action null, insert"),
+             ("kbridge-ups-100%", 10000, "100% action null, upsert")]
+    rounds = [("", "durable defaults")]
+    if any(r["tool"].endswith("-fast") for r in rows):
+        rounds.append(("-fast", "fsync off"))
+    tools = [k + suffix for suffix, _ in rounds for k, _, _ in kinds]
+    print()
+    print("== kbridge bench: refused records -> postgres table + dead letter (N=%d, all-refused N=%d,"
+          " repeats=%s, kbridge build=%s)" % (n, n_all, repeat, build))
+    print()
+    print_runs(rows, "LEFT")
+    summary = summarize(rows, tools)
+    print()
+    print_summary(summary, tools, width=22)
+    print("(medians over successful runs; a run counts when it exited 0 and every record is a row")
+    print(" or a dead letter, exactly once)")
+    for suffix, label in rounds:
+        print()
+        print("PostgreSQL with %s:" % label)
+        plain = summary.get("kbridge-insert" + suffix)
+        for kind, target, what in kinds[1:]:
+            s = summary.get(kind + suffix)
+            if not s:
+                print("  %-28s n/a (failed)" % what)
+                continue
+            line = "  %-28s %10.0f rec/s" % (what, s["rate"])
+            if plain:
+                line += "  %.2f× the clean insert's %.0f rec/s" % (s["rate"] / plain["rate"], plain["rate"])
+            if target:
+                line += "  (target ≥ %d rec/s)" % target
+            print(line)
+    print()
+
+
 def main(argv):
     mode = argv[1]
     if mode == "redis":
         report_redis(argv[2], int(argv[3]), int(argv[4]), argv[5], argv[6])
     elif mode == "sinks":
         report_sinks(argv[2], int(argv[3]), int(argv[4]), argv[5], argv[6])
+    elif mode == "poison":
+        report_poison(argv[2], int(argv[3]), int(argv[4]), argv[5], argv[6])
     elif mode == "postgres":
         report_postgres(argv[2], int(argv[3]), int(argv[4]), argv[5], argv[6])
     else:

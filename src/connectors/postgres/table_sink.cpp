@@ -220,7 +220,8 @@ void PostgresTableSink::introspect() {
     columns_.clear();  // connect() runs again after an outage
     keys_.clear();
     PgResult cols = conn_.exec_params(
-        "SELECT a.attname, t.typcategory = 'A' FROM pg_attribute a JOIN pg_type t ON t.oid = "
+        "SELECT a.attname, t.typcategory = 'A', a.attnotnull AND a.attidentity = '',"
+        " a.atthasdef, a.atttypid::int FROM pg_attribute a JOIN pg_type t ON t.oid = "
         "a.atttypid"
         " WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped AND "
         "a.attgenerated = ''"
@@ -231,8 +232,25 @@ void PostgresTableSink::introspect() {
         c.name = PQgetvalue(cols.get(), i, 0);
         c.quoted = conn_.quote_identifier(c.name);
         c.is_array = PQgetvalue(cols.get(), i, 1)[0] == 't';
+        c.refuses_null = PQgetvalue(cols.get(), i, 2)[0] == 't';
+        c.has_default = PQgetvalue(cols.get(), i, 3)[0] == 't';
+        const std::string type = PQgetvalue(cols.get(), i, 4);  // the built-in types' oids
+        c.integer_type = type == "21"   ? "smallint"
+                         : type == "23" ? "integer"
+                         : type == "20" ? "bigint"
+                                        : nullptr;
         columns_.push_back(std::move(c));
     }
+    // A BEFORE ROW trigger (of the table or of any partition) may fill in a NULL, a rule may
+    // send the row elsewhere, and an update meets NOT NULL only for rows it finds: then the
+    // database alone can tell.
+    PgResult hooks = conn_.exec_params(
+        "SELECT c.relhasrules OR EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid IN"
+        " (SELECT c.oid UNION ALL SELECT relid FROM pg_partition_tree(c.oid)) AND NOT "
+        "g.tgisinternal"
+        " AND g.tgtype & 3 = 3 AND g.tgtype & 20 <> 0) FROM pg_class c WHERE c.oid = $1::regclass",
+        {table_});
+    check_nulls_ = settings_.mode != Mode::Update && PQgetvalue(hooks.get(), 0, 0)[0] == 'f';
     auto index_of = [&](const std::string& name) -> size_t {
         for (size_t i = 0; i < columns_.size(); ++i)
             if (columns_[i].name == name) return i;
@@ -422,6 +440,33 @@ bool PostgresTableSink::encode_key(const Record& record, Rejection& why) {
     return true;
 }
 
+// What the table is sure to refuse, found from its definition instead of a round trip each: a
+// NULL in a NOT NULL column, and text without a digit for an integer column (every integer
+// PostgreSQL reads has one). Anything less certain is left to the database.
+std::string PostgresTableSink::precheck() const {
+    const Cell* cells = &in_.cells[in_.pending.size() * columns_.size()];
+    for (size_t c = 0; c < columns_.size(); ++c) {
+        const Column& column = columns_[c];
+        const Cell& cell = cells[c];
+        if (check_nulls_ && column.refuses_null &&
+            (cell.length == kNull || (cell.length == kAbsent && !column.has_default)))
+            return "null value in column \"" + column.name + "\" of relation \"" + settings_.table +
+                   "\" violates not-null constraint (" +
+                   (cell.length == kNull ? "the record's value is null" : "the record has none") +
+                   "; found by kbridge before sending)";
+        if (column.integer_type && cell.length > 0) {
+            const std::string_view text(in_.text.data() + cell.begin,
+                                        static_cast<size_t>(cell.length));
+            if (std::none_of(text.begin(), text.end(),
+                             [](char ch) { return ch >= '0' && ch <= '9'; }))
+                return "invalid input syntax for type " + std::string(column.integer_type) +
+                       ": \"" + std::string(text.substr(0, 200)) + "\" (column \"" + column.name +
+                       "\"; found by kbridge before sending)";
+        }
+    }
+    return {};
+}
+
 bool PostgresTableSink::send(const Record& record, const json::Value* fields, BatchState* batch,
                              Rejection& why) {
     const bool tombstone = !record.value;
@@ -439,6 +484,9 @@ bool PostgresTableSink::send(const Record& record, const json::Value* fields, Ba
         in_.text.resize(text_mark);
         return false;
     }
+    if (!tombstone)
+        if (std::string refusal = precheck(); !refusal.empty())
+            in_.refused.push_back({in_.pending.size(), std::move(refusal)});
     uint32_t topic = 0;
     while (topic < topics_.size() && topics_[topic] != record.topic) ++topic;
     if (topic == topics_.size()) topics_.push_back(record.topic);
@@ -488,6 +536,7 @@ void PostgresTableSink::start_next() {
     std::swap(cells_, next.cells);
     std::swap(cell_text_, next.text);
     std::swap(originals_, next.originals);
+    std::swap(refused_, next.refused);
     next.clear();
     if (!full_.empty()) {
         // Kept for the next batch: its vectors have grown to a batch's size already, and growing
@@ -508,7 +557,9 @@ void PostgresTableSink::start_async() {
     const bool insert_deletes =
         settings_.mode == Mode::Insert &&
         std::any_of(pending_.begin(), pending_.end(), [](const Pending& p) { return p.tombstone; });
-    if (insert_deletes) {
+    // Records refused before sending take the careful path too: it holds the rules for them
+    // (the dead letter first with exactly_once; without one, nothing of the batch is written).
+    if (insert_deletes || !refused_.empty()) {
         flush();
         return;
     }
@@ -714,6 +765,7 @@ void PostgresTableSink::clear() {
     cells_.clear();
     cell_text_.clear();
     originals_.clear();
+    refused_.clear();
 }
 
 void PostgresTableSink::flush() {
@@ -730,7 +782,7 @@ void PostgresTableSink::flush() {
             ensure_connected();
             conn_.exec("BEGIN");
             std::vector<size_t> todo = settings_.exactly_once ? fence(all) : all;
-            isolate(todo, rejected);
+            isolate(set_aside_refused(todo, rejected), rejected);
             if (!rejected.empty() && !dead_letter_available_) {
                 // The run stops at the refused record: none of its batch is written, so a rerun
                 // after the fix writes each record once.
@@ -821,6 +873,23 @@ void PostgresTableSink::report_refused(const std::vector<Rejected>& rejected,
         original.offset = p.offset;
         listener_->rejected(p.batch, std::move(original), Rejection{"database", r.message});
     }
+}
+
+// `records` without those refused before sending, which join `rejected`.
+std::vector<size_t> PostgresTableSink::set_aside_refused(const std::vector<size_t>& records,
+                                                         std::vector<Rejected>& rejected) const {
+    if (refused_.empty()) return records;
+    std::vector<size_t> rest;
+    auto next = refused_.begin();  // both in the batch's order
+    for (size_t r : records) {
+        while (next != refused_.end() && next->index < r) ++next;
+        if (next != refused_.end() && next->index == r) {
+            rejected.push_back(*next);
+        } else {
+            rest.push_back(r);
+        }
+    }
+    return rest;
 }
 
 // Applies `records`, or if the database refuses them for what they hold, halves them until the

@@ -62,6 +62,9 @@ class PostgresTableSink : public Sink, private OffsetStore {
     struct Column {
         std::string name, quoted;
         bool is_array = false;  // a JSON array becomes a PostgreSQL array literal
+        // Refused before sending (check_nulls_): NULL, or absent with nothing to default to.
+        bool refuses_null = false, has_default = false;
+        const char* integer_type = nullptr;  // smallint, integer or bigint: text needs a digit
     };
     // One cell of COPY text per column, in cells_; kAbsent: the record does not name the column.
     static constexpr int32_t kNull = -1, kAbsent = -2;
@@ -82,20 +85,22 @@ class PostgresTableSink : public Sink, private OffsetStore {
         int64_t offset;
         Bytes key, value;
     };
+    struct Rejected {
+        size_t index;
+        std::string message;
+    };
     struct Buffer {  // a batch being encoded
         std::vector<Pending> pending;
         std::vector<Cell> cells;
         std::string text, originals;
+        std::vector<Rejected> refused;  // found before sending (precheck), in pending's order
         void clear() {  // keeps the capacity, for the next batch
             pending.clear();
             cells.clear();
             text.clear();
             originals.clear();
+            refused.clear();
         }
-    };
-    struct Rejected {
-        size_t index;
-        std::string message;
     };
 
     void bind_group(const std::string& group) override { group_ = group; }
@@ -107,6 +112,9 @@ class PostgresTableSink : public Sink, private OffsetStore {
     void ensure_connected();
     bool encode_value(const json::Value* fields, const Record& record, Rejection& why);
     bool encode_key(const Record& record, Rejection& why);
+    std::string precheck() const;  // of the record being encoded: why the table must refuse it
+    std::vector<size_t> set_aside_refused(const std::vector<size_t>& records,
+                                          std::vector<Rejected>& rejected) const;
     Cell& encoded_cell(size_t column);  // of the record being encoded
     void put_cell(size_t column, std::optional<std::string_view> text);
     void put_json(size_t column, json::Value value);
@@ -151,6 +159,8 @@ class PostgresTableSink : public Sink, private OffsetStore {
     std::string table_;  // quoted
     std::vector<Column> columns_;
     std::vector<size_t> keys_;  // indexes into columns_
+    // NULLs are refused before sending: no trigger or rule could fill them in (insert, upsert).
+    bool check_nulls_ = false;
     std::string group_;
     Buffer in_;              // being encoded by send()
     bool awaiting_ = false;  // a batch's transaction is sent; its results are not all in
@@ -164,6 +174,7 @@ class PostgresTableSink : public Sink, private OffsetStore {
     std::vector<Cell> cells_;  // columns_.size() per pending record
     std::string cell_text_;
     std::string originals_;
+    std::vector<Rejected> refused_;
     std::vector<std::string> topics_;
     std::string scratch_, error_;
     JsonDecoder key_decoder_;  // record keys that are JSON objects naming key columns
