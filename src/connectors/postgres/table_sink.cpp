@@ -379,6 +379,15 @@ bool PostgresTableSink::encode_value(const json::Value* fields, const Record& re
             const std::string text = scratch_;
             put_cell(index, text);
         }
+        // Where rows are found by key, key columns the mapping leaves out come from the value's
+        // field of that name, else (in encode_key) from the record key.
+        const size_t base = in_.pending.size() * columns_.size();
+        for (size_t k : settings_.mode == Mode::Insert ? std::vector<size_t>() : keys_) {
+            json::Value value;
+            if (in_.cells[base + k].length == kAbsent && fields &&
+                fields->find(columns_[k].name, value) && !value.is_null())
+                put_json(k, value);
+        }
         return true;
     }
     if (!fields || !fields->is_object()) {
@@ -405,13 +414,14 @@ bool PostgresTableSink::encode_value(const json::Value* fields, const Record& re
     return any;
 }
 
-// Key columns the value did not give come from the record's key: a JSON object naming them, or
-// the single key column's value.
+// Key columns the value did not give (or gave as null) come from the record's key: a JSON
+// object naming them, or the single key column's value; else the record is refused.
 bool PostgresTableSink::encode_key(const Record& record, Rejection& why) {
     const size_t base = in_.pending.size() * columns_.size();
     std::vector<size_t> missing;
     for (size_t k : keys_)
-        if (in_.cells[base + k].length == kAbsent) missing.push_back(k);
+        if (in_.cells[base + k].length == kAbsent || in_.cells[base + k].length == kNull)
+            missing.push_back(k);
     if (missing.empty()) return true;
     if (!record.key) {
         why = {"missing_key",
@@ -552,6 +562,13 @@ void PostgresTableSink::start_next() {
 // in, themselves read without waiting). Anything unusual (a tombstone in insert mode, any error)
 // takes the careful path, flush(), which retries, reconnects and isolates refused records.
 void PostgresTableSink::start_async() {
+    // The commit stores offsets past records refused before they reached this sink (invalid
+    // JSON, a failed template): with exactly_once the dead letter must hold them first.
+    if (settings_.exactly_once && !listener_->settle_dead_letters()) {
+        fail_unreported(std::vector<bool>(pending_.size()),
+                        "not written: the dead letter failed to take a record refused before it");
+        return;
+    }
     std::vector<size_t> all(pending_.size());
     std::iota(all.begin(), all.end(), 0);
     const bool insert_deletes =
