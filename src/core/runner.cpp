@@ -421,6 +421,17 @@ void PipelineRunner::failed(BatchState* batch, const std::string& error) {
     fail_sent(batch, error);
 }
 
+void PipelineRunner::rejected_earlier(Record record, const Rejection& why) {
+    ++earlier_.pending;
+    dead_letter(&earlier_, std::move(record), why);
+}
+
+void PipelineRunner::DeadLetterListener::rejected_earlier(Record, const Rejection& why) {
+    // A dead letter has no dead letter of its own to send such a record to.
+    runner_.stop_batch(&runner_.earlier_, "dead letter " + runner_.dead_letter_->describe() +
+                                              " holds a record refused earlier: " + why.detail);
+}
+
 void PipelineRunner::DeadLetterListener::delivered(BatchState* batch) {
     --runner_.dead_letters_in_flight_;
     --batch->pending;
@@ -485,6 +496,7 @@ void PipelineRunner::ack_completed() {
 void PipelineRunner::drain() {
     // Every accepted record gets a report (librdkafka's message.timeout.ms bounds the wait).
     try {
+        poll(milliseconds(0));  // at least once: sinks settle what an earlier run left them
         while (records_pending()) {
             beat();
             poll(milliseconds(100));

@@ -81,6 +81,7 @@ class PipelineRunner : private DeliveryListener {
         void delivered(BatchState* batch) override;
         void rejected(BatchState* batch, Record record, const Rejection& why) override;
         void failed(BatchState* batch, const std::string& error) override;
+        void rejected_earlier(Record record, const Rejection& why) override;
 
       private:
         PipelineRunner& runner_;
@@ -90,6 +91,7 @@ class PipelineRunner : private DeliveryListener {
     void rejected(BatchState* batch, Record record, const Rejection& why) override;
     void failed(BatchState* batch, const std::string& error) override;
     bool settle_dead_letters() override;
+    void rejected_earlier(Record record, const Rejection& why) override;
 
     void dispatch(Batch& batch);
     void preview(Batch& batch);
@@ -135,6 +137,7 @@ class PipelineRunner : private DeliveryListener {
     bool sink_connected_ = false;
     bool dead_letter_connected_ = false;
     size_t dead_letters_in_flight_ = 0;  // sent to the dead letter, not reported on yet
+    BatchState earlier_;  // records refused in an earlier run: counted, never acknowledged
     PipelineStats stats_;
     std::optional<uint64_t> total_;
     std::chrono::steady_clock::time_point started_, last_progress_;

@@ -31,6 +31,10 @@ class DeliveryListener {
     // crash after the commit would otherwise leave them nowhere. A listener that dead-letters
     // nothing has nothing to wait for.
     virtual bool settle_dead_letters() { return true; }
+    // A record refused in an earlier run, kept by the sink with the offsets that pass it, whose
+    // dead letter may not have been sent: it goes to the dead letter now (settle_dead_letters()
+    // then waits for it), or the run stops.
+    virtual void rejected_earlier(Record record, const Rejection& why) = 0;
 };
 
 class Sink {

@@ -132,5 +132,49 @@ TEST_F(KafkaToRedis, ExactlyOnceRpushSurvivesKillNine) {
     EXPECT_EQ(ids.size(), static_cast<size_t>(total));
 }
 
+// A command Redis refuses inside the step that stores the offsets is kept with them: killed while
+// the dead letter's broker is down (so before the refused record reached it), the rerun still
+// dead-letters it, and every other record is applied once.
+TEST_F(KafkaToRedis, ExactlyOnceKeepsARefusedRecordUntilTheDeadLetterHoldsIt) {
+    kafka.create_topic("ev", 1);
+    EmbeddedKafka dead_letters{1};
+    dead_letters.create_topic("ev_dlq", 1);
+    redis.client().command({"SET", "list:x", "a string, not a list"});
+    std::vector<std::string> lines;
+    for (int id = 0; id < 100; ++id)
+        lines.push_back("{\"id\":" + std::to_string(id) + ",\"list\":\"" + (id == 50 ? "x" : "a") +
+                        "\"}");
+    kcat_produce(kafka.bootstraps(), "ev", lines, dir.path().string());
+    const std::string path =
+        config("ev",
+               "      command: rpush\n      key: 'list:{list}'\n      value: '{id}'\n"
+               "      exactly_once: true\n") +
+        "";
+    write_file(path, read_file(path) +
+                         "    dead_letter: {type: kafka, topic: ev_dlq, connect_timeout: 0, "
+                         "brokers: '" +
+                         dead_letters.bootstraps() + "'}\n");
+    rd_kafka_mock_broker_set_down(dead_letters.cluster(), 1);
+    {
+        Process p(run_args(path), dir.path().string(), env());
+        for (int i = 0; i < 1500 && p.running() && p.err().find("waiting for") == std::string::npos;
+             ++i)
+            std::this_thread::sleep_for(10ms);
+        ASSERT_TRUE(p.running()) << p.err();
+        EXPECT_EQ(redis.llen("list:a"), 99);  // applied, offsets stored: only the refusal waits
+        p.signal(SIGKILL);
+        p.wait();
+    }
+    rd_kafka_mock_broker_set_up(dead_letters.cluster(), 1);
+    const RunResult r = run(path);
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(redis.llen("list:a"), 99);
+    const auto dead = kcat_consume(dead_letters.bootstraps(), "ev_dlq");
+    ASSERT_EQ(dead.size(), 1u);
+    EXPECT_EQ(dead[0].value, lines[50]);
+    EXPECT_NE(dead[0].headers.find("WRONGTYPE"), std::string::npos) << dead[0].headers;
+    EXPECT_EQ(get({"EXISTS", "kbridge:offsets:kbridge.k2r:refused"}), "0");
+}
+
 }  // namespace
 }  // namespace kbridge::test

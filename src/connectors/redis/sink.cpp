@@ -26,7 +26,7 @@ const OptionTable kOptions = {
     {"ttl", OptionType::Duration, "", "expire keys this long after each write"},
     {"delete_on_tombstone", OptionType::Boolean, "false", "a record without value deletes its key"},
     {"exactly_once", OptionType::Boolean, "false",
-     "apply each batch and the Kafka offsets in one MULTI/EXEC"},
+     "apply each batch, the Kafka offsets and its refused records in one Lua script"},
     {"offsets_key", OptionType::String, "kbridge:offsets",
      "exactly_once: hash <offsets_key>:<group> of next offsets"},
     {"url", OptionType::String, "", "redis://[user:password@]host:port/db (default: redis.url)"},
@@ -35,6 +35,78 @@ const OptionTable kOptions = {
 };
 
 constexpr int kMaxAttempts = 10;
+
+// exactly_once: applies a batch and its offsets in one step. KEYS[1] is the offsets hash, KEYS[2]
+// the list of refused records. Per record, ARGV holds its partition field, offset, key and value
+// (each "" or "=" + bytes) and its commands (count, then argc and arguments each); then the new
+// next offsets as field/value pairs. Records below a stored offset were applied before and are
+// skipped. A command Redis refuses is recorded in the hash KEYS[2] (field "topic/partition@offset",
+// value: key and value as "-" or "<length>:<bytes>", then the error) in the same step as the
+// offsets that pass it, so a crash before its dead letter is sent cannot lose it. Returns the
+// refused records' indexes and errors.
+const char* kApplyScript = R"lua(
+local function token(bytes)
+  if bytes == '' then return '-' end
+  return tostring(#bytes - 1) .. ':' .. string.sub(bytes, 2)
+end
+local i, refused, stored = 2, {}, {}
+for r = 1, tonumber(ARGV[1]) do
+  local field, offset_text = ARGV[i], ARGV[i + 1]
+  local offset = tonumber(offset_text)
+  local key, value, commands = ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
+  i = i + 5
+  if stored[field] == nil then
+    stored[field] = tonumber(redis.call('HGET', KEYS[1], field) or '-1')
+  end
+  local skip, err = offset < stored[field], nil
+  for c = 1, commands do
+    local argc = tonumber(ARGV[i])
+    if not skip and not err then
+      local reply = redis.pcall(unpack(ARGV, i + 1, i + argc))
+      if type(reply) == 'table' and reply.err then err = reply.err .. ' (' .. ARGV[i + 1] .. ')' end
+    end
+    i = i + 1 + argc
+  end
+  if err then
+    redis.call('HSET', KEYS[2], field .. '@' .. offset_text, token(key) .. token(value) .. err)
+    refused[#refused + 1] = r - 1
+    refused[#refused + 1] = err
+  end
+end
+while i < #ARGV do
+  local field, next = ARGV[i], tonumber(ARGV[i + 1])
+  if stored[field] == nil then
+    stored[field] = tonumber(redis.call('HGET', KEYS[1], field) or '-1')
+  end
+  if next > stored[field] then redis.call('HSET', KEYS[1], field, next) end
+  i = i + 2
+end
+return refused
+)lua";
+
+std::string optional_bytes(const std::optional<std::string>& bytes) {
+    return bytes ? "=" + *bytes : std::string();
+}
+
+// One "-" or "<length>:<bytes>" token of a refused record's entry; false if malformed.
+bool take_token(std::string_view& text, std::optional<std::string_view>& out) {
+    if (!text.empty() && text[0] == '-') {
+        out.reset();
+        text.remove_prefix(1);
+        return true;
+    }
+    const size_t colon = text.find(':');
+    if (colon == std::string_view::npos || colon == 0) return false;
+    size_t length = 0;
+    for (size_t i = 0; i < colon; ++i) {
+        if (text[i] < '0' || text[i] > '9') return false;
+        length = length * 10 + static_cast<size_t>(text[i] - '0');
+    }
+    if (text.size() - colon - 1 < length) return false;
+    out = text.substr(colon + 1, length);
+    text.remove_prefix(colon + 1 + length);
+    return true;
+}
 
 Template compile(const Options& options, const std::string& name) {
     try {
@@ -206,6 +278,7 @@ bool RedisSink::send(const Record& record, const json::Value* fields, BatchState
 }
 
 void RedisSink::poll(std::chrono::milliseconds) {
+    if (settings_.exactly_once && !recovered_ && !dead_letter_refused_earlier()) return;
     flush();
 }
 
@@ -217,7 +290,10 @@ void RedisSink::flush() {
         refused.assign(pending_.size(), std::string());
         try {
             ensure_connected();
-            if (!write(refused)) continue;  // the offsets moved under our WATCH: read them again
+            if (settings_.exactly_once)
+                apply(refused);
+            else
+                write(refused);
             break;
         } catch (const RedisError& e) {
             // A stopping run does not wait out an outage: what is not written stays in the
@@ -248,71 +324,110 @@ void RedisSink::flush() {
         original.offset = p.offset;
         listener_->rejected(p.batch, std::move(original), Rejection{"redis", refused[i]});
     }
+    if (settings_.exactly_once) forget_refused(refused);
     pending_.clear();
 }
 
-bool RedisSink::write(std::vector<std::string>& refused) {
-    std::vector<bool> skip(pending_.size(), false);
-    std::map<std::string, int64_t> next;  // "topic/partition" -> next offset after this batch
-    if (settings_.exactly_once) {
-        for (const auto& p : pending_) {
-            int64_t& n = next[partition_field(p.topic, p.partition)];
-            n = std::max(n, p.offset + 1);
-        }
-        client_.command({"WATCH", offsets_hash_});
-        std::vector<std::string> hmget{"HMGET", offsets_hash_};
-        for (const auto& [field, offset] : next) hmget.push_back(field);
-        RedisReply stored = client_.command(hmget);
-        std::map<std::string, int64_t> applied;
-        size_t i = 0;
-        for (const auto& entry : next) {
-            const redisReply* r = stored->element[i++];
-            if (r->type == REDIS_REPLY_STRING)
-                applied[entry.first] = std::stoll(std::string(r->str, r->len));
-        }
-        for (size_t k = 0; k < pending_.size(); ++k) {
-            auto it = applied.find(partition_field(pending_[k].topic, pending_[k].partition));
-            skip[k] = it != applied.end() && pending_[k].offset < it->second;
-        }
-        client_.send({"MULTI"});
+// exactly_once: the records the script kept as refused are forgotten once the dead letter holds
+// them; if it fails, they stay for the next run.
+void RedisSink::forget_refused(const std::vector<std::string>& refused) {
+    std::vector<std::string> hdel{"HDEL", refused_hash_};
+    for (size_t i = 0; i < pending_.size(); ++i)
+        if (!refused[i].empty())
+            hdel.push_back(partition_field(pending_[i].topic, pending_[i].partition) + "@" +
+                           std::to_string(pending_[i].offset));
+    if (hdel.size() == 2 || !listener_->settle_dead_letters()) return;
+    try {
+        client_.command(hdel);
+    } catch (const RedisError& e) {
+        // Kept: the next run sends them to the dead letter again (twice there, never lost).
+        spdlog::warn("redis sink {}: forgetting refused records: {}", settings_.key.text(),
+                     e.what());
     }
-    for (size_t k = 0; k < pending_.size(); ++k)
-        if (!skip[k])
-            for (const auto& c : pending_[k].commands) client_.send(c);
-    if (!settings_.exactly_once) {
-        for (size_t k = 0; k < pending_.size(); ++k)
-            for (size_t c = 0; c < pending_[k].commands.size(); ++c) {
-                RedisReply r = client_.any_reply();
-                if (r->type == REDIS_REPLY_ERROR && refused[k].empty())
-                    refused[k] =
-                        std::string(r->str, r->len) + " (" + pending_[k].commands[c][0] + ")";
-            }
+}
+
+// exactly_once, before the first batch: records an earlier run kept as refused, whose dead
+// letters it may not have sent, go to the dead letter now. False (the batch failed) if they
+// cannot.
+bool RedisSink::dead_letter_refused_earlier() {
+    std::string error;
+    try {
+        ensure_connected();
+        RedisReply all = client_.command({"HGETALL", refused_hash_});
+        std::vector<std::string> hdel{"HDEL", refused_hash_};
+        for (size_t e = 0; e + 1 < all->elements; e += 2) {
+            const std::string field(all->element[e]->str, all->element[e]->len);
+            std::string_view entry(all->element[e + 1]->str, all->element[e + 1]->len);
+            const size_t at = field.rfind('@'), slash = field.rfind('/', at);
+            Record record;
+            if (at == std::string::npos || slash == std::string::npos ||
+                !take_token(entry, record.key) || !take_token(entry, record.value))
+                throw RedisError("malformed entry '" + field + "' in " + refused_hash_);
+            record.topic = field.substr(0, slash);
+            record.partition = std::stoi(field.substr(slash + 1, at - slash - 1));
+            record.offset = std::stoll(field.substr(at + 1));
+            spdlog::warn("redis sink {}: {} was refused by an earlier run; dead-lettering it now",
+                         settings_.key.text(), field);
+            listener_->rejected_earlier(std::move(record), Rejection{"redis", std::string(entry)});
+            hdel.push_back(field);
+        }
+        if (hdel.size() > 2) {
+            if (!listener_->settle_dead_letters())
+                error = "the dead letter failed to take records refused by an earlier run";
+            else
+                client_.command(hdel);
+        }
+    } catch (const std::exception& e) {
+        error = e.what();
+    }
+    if (error.empty()) {
+        recovered_ = true;
         return true;
     }
-    std::vector<std::string> hset{"HSET", offsets_hash_};
-    for (const auto& [field, offset] : next) {
-        hset.push_back(field);
-        hset.push_back(std::to_string(offset));
+    for (const auto& p : pending_) listener_->failed(p.batch, error);
+    pending_.clear();
+    return false;
+}
+
+void RedisSink::apply(std::vector<std::string>& refused) {
+    std::vector<std::string> args{"EVAL",        kApplyScript,  "2",
+                                  offsets_hash_, refused_hash_, std::to_string(pending_.size())};
+    std::map<std::string, int64_t> next;  // "topic/partition" -> next offset after this batch
+    for (const auto& p : pending_) {
+        std::string field = partition_field(p.topic, p.partition);
+        int64_t& n = next[field];
+        n = std::max(n, p.offset + 1);
+        args.push_back(std::move(field));
+        args.push_back(std::to_string(p.offset));
+        args.push_back(optional_bytes(p.key));
+        args.push_back(optional_bytes(p.value));
+        args.push_back(std::to_string(p.commands.size()));
+        for (const auto& c : p.commands) {
+            args.push_back(std::to_string(c.size()));
+            args.insert(args.end(), c.begin(), c.end());
+        }
     }
-    client_.send(hset);
-    client_.send({"EXEC"});
-    client_.reply();  // MULTI
-    size_t queued = 1;
+    for (const auto& [field, offset] : next) {
+        args.push_back(field);
+        args.push_back(std::to_string(offset));
+    }
+    RedisReply reply = client_.command(args);
+    for (size_t e = 0; e + 1 < reply->elements; e += 2) {
+        const auto index = static_cast<size_t>(reply->element[e]->integer);
+        if (index < refused.size())
+            refused[index].assign(reply->element[e + 1]->str, reply->element[e + 1]->len);
+    }
+}
+
+void RedisSink::write(std::vector<std::string>& refused) {
+    for (const auto& p : pending_)
+        for (const auto& c : p.commands) client_.send(c);
     for (size_t k = 0; k < pending_.size(); ++k)
-        if (!skip[k]) queued += pending_[k].commands.size();
-    for (size_t q = 0; q < queued; ++q) client_.reply();  // QUEUED, or an error that aborts EXEC
-    RedisReply exec = client_.reply();
-    if (exec->type == REDIS_REPLY_NIL) return false;
-    size_t at = 0;
-    for (size_t k = 0; k < pending_.size(); ++k) {
-        if (skip[k]) continue;
-        for (size_t c = 0; c < pending_[k].commands.size(); ++c, ++at) {
-            const redisReply* r = exec->element[at];
+        for (size_t c = 0; c < pending_[k].commands.size(); ++c) {
+            RedisReply r = client_.any_reply();
             if (r->type == REDIS_REPLY_ERROR && refused[k].empty())
                 refused[k] = std::string(r->str, r->len) + " (" + pending_[k].commands[c][0] + ")";
         }
-    }
-    return true;
 }
 
 std::vector<PartitionOffset> RedisSink::stored_offsets(

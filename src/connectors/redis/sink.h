@@ -1,8 +1,8 @@
 #pragma once
 // Sink `redis`: cache updates. One command per record (SET, HSET, RPUSH, LPUSH, XADD, SADD,
 // ZADD), key and value from templates, an optional TTL, DEL on tombstones; a batch goes out as one
-// pipeline. With exactly_once the batch and the consumer's offsets are applied in one MULTI/EXEC
-// under WATCH, and records below the stored offsets are skipped.
+// pipeline. With exactly_once the batch, the consumer's offsets and the records Redis refused are
+// applied in one Lua script, which skips records below the stored offsets.
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -58,6 +58,7 @@ class RedisSink : public Sink, private OffsetStore {
 
     void bind_group(const std::string& group) override {
         offsets_hash_ = settings_.offsets_key + ":" + group;
+        refused_hash_ = offsets_hash_ + ":refused";
     }
     std::vector<PartitionOffset> stored_offsets(
         const std::vector<PartitionOffset>& partitions) override;
@@ -65,13 +66,18 @@ class RedisSink : public Sink, private OffsetStore {
     bool build_commands(const Record& record, const json::Value* fields, Pending& out,
                         Rejection& why);
     void flush();
-    // Sends the batch; false when a WATCHed offset changed under it (try again).
-    bool write(std::vector<std::string>& refused);
+    // Sends the batch as one pipeline, noting what Redis refused.
+    void write(std::vector<std::string>& refused);
+    // exactly_once: the batch, its offsets and what Redis refused of it, in one script.
+    void apply(std::vector<std::string>& refused);
+    void forget_refused(const std::vector<std::string>& refused);
+    bool dead_letter_refused_earlier();
     void ensure_connected();
 
     Settings settings_;
     RedisClient client_;
-    std::string offsets_hash_;
+    std::string offsets_hash_, refused_hash_;
+    bool recovered_ = false;  // records refused by an earlier run were dead-lettered
     std::vector<Pending> pending_;
     std::string scratch_, error_;
 };
