@@ -12,6 +12,7 @@
 #include "core/metrics_server.h"
 #include "core/notify.h"
 #include "core/report.h"
+#include "core/secrets.h"
 #include "core/shutdown.h"
 #include "state/lock.h"
 #include "state/redis_lock.h"
@@ -118,10 +119,10 @@ int run_command(const RunArgs& args) {
                 }
             }
         } catch (const LockHeld& e) {
-            std::fprintf(stderr, "kbridge: %s\n", e.what());
+            std::fprintf(stderr, "kbridge: %s\n", scrub_secrets(e.what()).c_str());
             return kExitLocked;
         } catch (const std::exception& e) {
-            std::fprintf(stderr, "kbridge: %s\n", e.what());
+            std::fprintf(stderr, "kbridge: %s\n", scrub_secrets(e.what()).c_str());
             return kExitFailure;
         }
         RunSettings settings;
@@ -134,7 +135,7 @@ int run_command(const RunArgs& args) {
                                                                std::move(b.sink),
                                                                std::move(b.dead_letter), settings));
     } catch (const ConfigError& e) {
-        std::fprintf(stderr, "kbridge: %s\n", e.what());
+        std::fprintf(stderr, "kbridge: %s\n", scrub_secrets(e.what()).c_str());
         return kExitUsage;
     }
     std::unique_ptr<MetricsServer> metrics;
@@ -142,7 +143,7 @@ int run_command(const RunArgs& args) {
         if (args.metrics_port > 0)
             metrics = std::make_unique<MetricsServer>(args.metrics_port, runners);
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "kbridge: %s\n", e.what());
+        std::fprintf(stderr, "kbridge: %s\n", scrub_secrets(e.what()).c_str());
         return kExitFailure;
     }
     install_stop_handlers();
@@ -167,7 +168,7 @@ int run_command(const RunArgs& args) {
         if (!args.stats_json.empty())
             write_file_atomically(args.stats_json, stats_json(runners, codes));
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "kbridge: %s\n", e.what());
+        std::fprintf(stderr, "kbridge: %s\n", scrub_secrets(e.what()).c_str());
         code = kExitFailure;
     }
     metrics.reset();  // it reads the runners
@@ -185,8 +186,11 @@ int validate_command(const std::string& path, const std::vector<std::string>& ov
                     built.size() == 1 ? "" : "s");
         return kExitOk;
     } catch (const ConfigError& e) {
-        std::fprintf(stderr, "kbridge: %s\n", e.what());
+        std::fprintf(stderr, "kbridge: %s\n", scrub_secrets(e.what()).c_str());
         return kExitUsage;
+    } catch (const std::exception& e) {  // a connector that failed otherwise while being built
+        std::fprintf(stderr, "kbridge: %s\n", scrub_secrets(e.what()).c_str());
+        return kExitFailure;
     }
 }
 

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "core/secrets.h"
+
 namespace kbridge {
 
 namespace {
@@ -27,8 +29,10 @@ KafkaConf make_kafka_conf(const KafkaSettings& settings) {
     auto set = [&](const std::string& name, const std::string& value) {
         if (rd_kafka_conf_set(conf.get(), name.c_str(), value.c_str(), error, sizeof error) !=
             RD_KAFKA_CONF_OK)
-            throw std::invalid_argument("kafka property '" + name + "': " + error);
+            throw std::invalid_argument("kafka property '" + name + "': " + scrub_secrets(error));
     };
+    for (const auto& [name, value] : settings.properties)
+        if (is_secret_key(name)) remember_secret(value);
     set("bootstrap.servers", settings.brokers);
     for (const auto& [name, value] : settings.properties) set(name, value);
     return conf;

@@ -3,20 +3,32 @@
 #include <arpa/inet.h>
 
 #include <cstring>
-#include <regex>
+
+#include "connectors/postgres/conninfo.h"
+#include "core/secrets.h"
 
 namespace kbridge {
 
 std::string redact_postgres_url(const std::string& url) {
-    static const std::regex kUriPassword(R"(^(postgres(?:ql)?://[^:/@]*):[^@/]*@)");
-    static const std::regex kKeywordPassword(R"((password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+))");
-    std::string out = std::regex_replace(url, kUriPassword, "$1:***@");
-    return std::regex_replace(out, kKeywordPassword, "$1***");
+    return mask_connection_string(url);
 }
 
 void PostgresConnection::connect() {
     redacted_ = redact_postgres_url(url_);
-    conn_.reset(PQconnectdb(url_.c_str()));
+    PostgresParams params;
+    try {
+        params = postgres_params(url_);
+    } catch (const std::invalid_argument& e) {
+        throw PostgresError("postgres " + redacted_ + ": cannot connect: " + e.what());
+    }
+    std::vector<const char*> keys, values;
+    for (const auto& [key, value] : params) {
+        keys.push_back(key.c_str());
+        values.push_back(value.c_str());
+    }
+    keys.push_back(nullptr);
+    values.push_back(nullptr);
+    conn_.reset(PQconnectdbParams(keys.data(), values.data(), 0));
     if (!conn_ || PQstatus(conn_.get()) != CONNECTION_OK) fail("cannot connect");
     if (PQsetClientEncoding(conn_.get(), "UTF8") != 0) fail("cannot use UTF8");
 }
@@ -28,8 +40,8 @@ void PostgresConnection::fail(const std::string& what, const PGresult* result) {
         message.pop_back();
     const char* state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
     const bool lost = !conn_ || PQstatus(conn_.get()) != CONNECTION_OK;
-    throw PostgresError("postgres " + redacted_ + ": " + what + ": " + message, state ? state : "",
-                        lost);
+    throw PostgresError("postgres " + redacted_ + ": " + what + ": " + scrub_secrets(message),
+                        state ? state : "", lost);
 }
 
 PgResult PostgresConnection::exec(const std::string& sql) {

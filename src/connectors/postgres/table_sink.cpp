@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "connectors/postgres/conninfo.h"
 #include "connectors/postgres/lanes.h"
 #include "core/runner.h"
 
@@ -169,6 +170,7 @@ std::unique_ptr<Sink> make_postgres_sink(const Options& options, const Connector
     s.url = options.has("url") ? options.str("url") : ctx.config.postgres.str("url");
     if (s.url.empty())
         throw options.error("url", "no PostgreSQL URL: set url here or postgres.url");
+    check_postgres_url(s.url, options, ctx.config.postgres);
     s.table = options.str("table");
     const std::string mode = options.str("mode");
     s.mode = mode == "upsert"   ? PostgresTableSink::Mode::Upsert

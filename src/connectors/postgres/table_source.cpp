@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <thread>
 
+#include "connectors/postgres/conninfo.h"
+
 namespace kbridge {
 namespace {
 
@@ -52,6 +54,7 @@ std::unique_ptr<Source> make_postgres_table_source(const Options& options,
     s.url = options.has("url") ? options.str("url") : ctx.config.postgres.str("url");
     if (s.url.empty())
         throw options.error("url", "no PostgreSQL URL: set url here or postgres.url");
+    check_postgres_url(s.url, options, ctx.config.postgres);
     s.table = options.str("table");
     s.query = options.str("query");
     if (s.table.empty() == s.query.empty())
