@@ -168,8 +168,8 @@ std::string quoted_for_conninfo(const std::string& value) {
     return out + "'";
 }
 
-// Pieces of a secret between delimiters, and every run of neighbouring pieces, 5 characters
-// or longer: what a parser that split the URL elsewhere would have shown of it.
+// Pieces of a secret between URL and conninfo delimiters, and every run of neighbouring pieces, 5
+// characters or longer: what a parser that split the URL elsewhere would have shown of it.
 std::vector<std::string> needles_of(const std::string& secret) {
     constexpr size_t kMinPiece = 5;
     constexpr size_t kMinWhole = 3;
@@ -179,10 +179,15 @@ std::vector<std::string> needles_of(const std::string& secret) {
         out.push_back(percent_encode(secret));
     }
     std::vector<std::pair<size_t, size_t>> pieces;  // [begin, end)
+    // Only what ends a part of a URL or a conninfo value: "hunter2-redis" stays one piece, so
+    // the word "redis" is not taken out of every line.
+    auto delimiter = [](char c) {
+        return std::string_view("@:/?#%&=;,'\"\\").find(c) != std::string_view::npos || is_space(c);
+    };
     for (size_t i = 0; i < secret.size();) {
-        while (i < secret.size() && !std::isalnum(static_cast<unsigned char>(secret[i]))) ++i;
+        while (i < secret.size() && delimiter(secret[i])) ++i;
         const size_t begin = i;
-        while (i < secret.size() && std::isalnum(static_cast<unsigned char>(secret[i]))) ++i;
+        while (i < secret.size() && !delimiter(secret[i])) ++i;
         if (i > begin) pieces.emplace_back(begin, i);
     }
     constexpr size_t kMaxPieces = 16;  // runs grow as the square of the pieces
@@ -245,8 +250,12 @@ std::string mask_connection_string(const std::string& text) {
         const size_t scheme = scheme_length(text);
         return (scheme > 0 ? text.substr(0, scheme + 3) : std::string()) + "(unparsable, hidden)";
     }
+    // libpq reads a dbname that is itself a URL or conninfo as one ("expand_dbname").
     auto shown = [](const std::pair<std::string, std::string>& p) {
-        return is_secret_key(p.first) ? std::string("***") : p.second;
+        if (is_secret_key(p.first)) return std::string("***");
+        if (p.first == "dbname" && holds_connection_string(p.second))
+            return mask_connection_string(p.second);
+        return p.second;
     };
     std::string out;
     if (!parsed.is_url) {
@@ -282,8 +291,20 @@ void remember_secret(const std::string& secret) {
 
 void remember_secrets(const ConnectionString& parsed) {
     if (parsed.has_password) remember_secret(parsed.password);
-    for (const auto& [key, value] : parsed.params)
+    for (const auto& [key, value] : parsed.params) {
         if (is_secret_key(key)) remember_secret(value);
+        if (key == "dbname" && holds_connection_string(value)) {
+            try {
+                remember_secrets(parse_connection_string(value));
+            } catch (const std::invalid_argument&) {
+                remember_secret(value);  // unparsable: the whole of it is kept out of sight
+            }
+        }
+    }
+}
+
+bool holds_connection_string(const std::string& value) {
+    return scheme_length(value) > 0 || value.find('=') != std::string::npos;
 }
 
 std::string scrub_secrets(std::string text) {

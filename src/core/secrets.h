@@ -34,6 +34,9 @@ ConnectionString parse_connection_string(const std::string& text);
 // secret parameter shown as ***. Text that does not parse is hidden whole.
 std::string mask_connection_string(const std::string& text);
 
+// A URL or conninfo inside a value (libpq expands such a dbname into parameters).
+bool holds_connection_string(const std::string& value);
+
 // password, sslpassword, sasl.password, ssl.key.password, *secret*, *token* ...
 bool is_secret_key(std::string_view key);
 
@@ -45,7 +48,8 @@ std::string percent_decode(std::string_view text);
 void remember_secret(const std::string& secret);
 void remember_secrets(const ConnectionString& parsed);
 // `text` with each remembered secret, its percent-encoded form and each run of 5 or more
-// characters of it between URL delimiters (what a mis-parse would cut it into) replaced by ***.
+// characters of it between URL delimiters (@ : / ? # % & = ; , quotes, white space: what a
+// mis-parse would cut it into) replaced by ***.
 std::string scrub_secrets(std::string text);
 
 }  // namespace kbridge

@@ -34,6 +34,8 @@ const std::vector<MaskCase> kMaskCases = {
     {"host=h password='a b\\'c' dbname=d", "host=h password=*** dbname=d", "a b'c"},
     {"password = spaced   host=h", "password=*** host=h", "spaced"},
     {"host=h password=back\\ slash", "host=h password=***", "back slash"},
+    {"dbname=postgresql://u:In@Db55@h/d connect_timeout=5",
+     "dbname=postgresql://u:***@h/d connect_timeout=5", ""},
     {"redis://:pw0rd@cache:6380/2", "redis://***@cache:6380/2", "pw0rd"},
     {"redis://onlypass@cache", "redis://***@cache", "onlypass"},
     {"redis://app:p@ss:w#rd@cache:6379/0", "redis://app:***@cache:6379/0", "p@ss:w#rd"},
@@ -84,6 +86,8 @@ TEST(Secrets, ScrubRemovesTheSecretAndWhatAMisParseCutsItInto) {
               "invalid integer value \"***\" for connection option \"port\"");
     EXPECT_EQ(scrub_secrets("user Wrong@Secret6 / Wrong%40Secret6"), "user *** / ***");
     EXPECT_EQ(scrub_secrets("connection refused"), "connection refused");
+    remember_secret("hunter2-redis");  // one piece: '-' ends no part of a URL
+    EXPECT_EQ(scrub_secrets("redis redis://u:***@h: hunter2-redis"), "redis redis://u:***@h: ***");
 }
 
 TEST(PostgresParams, UrlBecomesKeywordsLibpqNeverReparses) {
@@ -102,6 +106,9 @@ TEST(PostgresParams, UrlBecomesKeywordsLibpqNeverReparses) {
            {"sslmode", "require"},
            {"connect_timeout", "3"}}));
     EXPECT_EQ(postgres_params("host=h password='a b'"), (P{{"host", "h"}, {"password", "a b"}}));
+    EXPECT_EQ(
+        postgres_params("dbname='postgresql://u:p@w@h/d' host=other"),
+        (P{{"user", "u"}, {"password", "p@w"}, {"host", "h"}, {"dbname", "d"}, {"host", "other"}}));
     EXPECT_THROW(postgres_params("postgresql://h:port/d"), std::invalid_argument);
     EXPECT_THROW(postgres_params("mysql://h/d"), std::invalid_argument);
 }

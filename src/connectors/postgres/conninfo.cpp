@@ -44,7 +44,19 @@ void split_hosts(const std::string& text, PostgresParams& out) {
 PostgresParams postgres_params(const std::string& url) {
     const ConnectionString parsed = parse_connection_string(url);
     remember_secrets(parsed);
-    if (!parsed.is_url) return parsed.params;
+    if (!parsed.is_url) {
+        // As libpq's expand_dbname: a dbname that is a URL or conninfo gives its parameters,
+        // and parameters after it override them. Expanded here, it is parsed by the same rules.
+        PostgresParams out;
+        for (const auto& [key, value] : parsed.params) {
+            if (key != "dbname" || !holds_connection_string(value)) {
+                out.emplace_back(key, value);
+                continue;
+            }
+            for (auto& inner : postgres_params(value)) out.push_back(std::move(inner));
+        }
+        return out;
+    }
     if (parsed.scheme != "postgresql" && parsed.scheme != "postgres")
         throw std::invalid_argument("expected postgresql://... or key=value conninfo");
     PostgresParams out;
