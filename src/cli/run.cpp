@@ -182,6 +182,13 @@ int validate_command(const std::string& path, const std::vector<std::string>& ov
     try {
         const Config config = load_config(path, overrides);
         const auto built = build_pipelines(config, {}, false, "", "");
+        if (config.lock) {
+            try {
+                parse_redis_url(config.lock->str("redis"));
+            } catch (const std::invalid_argument& e) {
+                throw config.lock->error("redis", e.what());
+            }
+        }
         std::printf("%s: ok (%zu pipeline%s)\n", config.file.c_str(), built.size(),
                     built.size() == 1 ? "" : "s");
         return kExitOk;

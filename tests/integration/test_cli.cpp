@@ -88,6 +88,16 @@ TEST_F(Cli, ValidateRefusesDirectoriesAndAliasBombsWithExitTwo) {
         << p.err();
 }
 
+TEST_F(Cli, ValidateChecksTheLockUrl) {
+    const RunResult r = kbridge({"validate", write("p.yaml",
+                                                   "version: 1\nlock: {redis: 'redis://h:port/0'}\n"
+                                                   "pipelines:\n  - name: a\n    source: {type: "
+                                                   "stdin}\n    sink: {type: stdout}\n")});
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(r.err.find("p.yaml:2:15: lock.redis: the port is not a number"), std::string::npos)
+        << r.err;
+}
+
 TEST_F(Cli, UnknownPipelineNameExitsTwoListingTheNames) {
     const std::string path = write("p.yaml",
                                    "version: 1\npipelines:\n  - name: only\n    source: {type: "
