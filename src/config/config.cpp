@@ -61,6 +61,8 @@ const OptionTable kPipeline = {
 // ("billion laughs") make a 1 KB file a walk of billions. A node met again is counted, and the
 // file refused past kMaxAliasedNodes, before anything else walks the tree.
 constexpr size_t kMaxAliasedNodes = 10000;
+// Pipeline files nest a few levels; this keeps every recursive walk of the tree shallow.
+constexpr size_t kMaxDepth = 200;
 
 // Nodes by identity: an alias yields its anchor's own node (mark included), so nodes are
 // bucketed by place and kind and told apart within a bucket by YAML::Node::is().
@@ -84,18 +86,28 @@ class TreeCheck {
   public:
     explicit TreeCheck(std::string file) : file_(std::move(file)) {}
 
-    // Refuses alias bombs and duplicate keys; checks each node once however often it is reached.
+    // Refuses alias bombs, aliases inside their own anchor, deep nesting and duplicate keys;
+    // checks each node once however often it is reached.
     void walk(const YAML::Node& node) {
-        if (!seen_.insert(node)) {
+        if (path_.size() >= kMaxDepth)
+            throw ConfigError(mark_of(node, file_), "",
+                              "nested more than " + std::to_string(kMaxDepth) + " levels deep");
+        const bool first_visit = seen_.insert(node);
+        if (!first_visit) {
             if (++aliased_ > kMaxAliasedNodes)
                 throw ConfigError(mark_of(node, file_), "",
                                   "aliases expand to more than " +
                                       std::to_string(kMaxAliasedNodes) +
                                       " nodes (nested anchors?); refusing the file");
-            walk_children(node, false);
-            return;
+            // Only a node met before can close a cycle: "&a [*a]" contains itself.
+            for (const auto& ancestor : path_)
+                if (ancestor.is(node))
+                    throw ConfigError(mark_of(node, file_), "",
+                                      "an alias refers to a node that contains it");
         }
-        walk_children(node, true);
+        path_.push_back(node);
+        walk_children(node, first_visit);
+        path_.pop_back();
     }
 
   private:
@@ -121,6 +133,7 @@ class TreeCheck {
 
     const std::string file_;
     NodeSet seen_;
+    std::vector<YAML::Node> path_;  // the nodes from the root to the one being walked
     size_t aliased_ = 0;
 };
 

@@ -224,6 +224,13 @@ TEST(ConfigFile, NestedAliasesAreRefusedNotExpanded) {
     EXPECT_EQ(e.rfind("p.yaml:", 0), 0u) << e;
 }
 
+TEST(ConfigFile, AnAliasInsideItsOwnAnchorAndDeepNestingAreRefused) {
+    EXPECT_EQ(error_of("a: &a [1, *a]\n" + kGood),
+              "p.yaml:1:4: an alias refers to a node that contains it");
+    EXPECT_EQ(error_of(std::string(300, '[') + std::string(300, ']') + "\n"),
+              "p.yaml:1:201: nested more than 200 levels deep");
+}
+
 TEST(ConfigFile, AliasesWithinTheLimitStillWork) {
     std::string text = kGood;
     text.replace(text.find("key: k"), 6, "key: &k jobs");
