@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "cli/pipelines.h"
 #include "connectors/kafka/embedded.h"
+#include "core/secrets.h"
 
 namespace kbridge {
 namespace {
@@ -19,7 +20,8 @@ bool check_one(const std::string& pipeline, const char* role, const std::string&
         std::printf("ok    %s: %s %s\n", pipeline.c_str(), role, what.c_str());
         return true;
     } catch (const std::exception& e) {
-        std::printf("FAIL  %s: %s %s: %s\n", pipeline.c_str(), role, what.c_str(), e.what());
+        std::printf("FAIL  %s: %s %s: %s\n", pipeline.c_str(), role, what.c_str(),
+                    scrub_secrets(e.what()).c_str());
         return false;
     }
 }
@@ -38,7 +40,7 @@ int check_command(const std::string& path, const std::vector<std::string>& overr
         }
         built = build_pipelines(config, {}, true, "", bootstraps, true);
     } catch (const ConfigError& e) {
-        std::fprintf(stderr, "kbridge: %s\n", e.what());
+        std::fprintf(stderr, "kbridge: %s\n", scrub_secrets(e.what()).c_str());
         return kExitUsage;
     }
     spdlog::set_level(spdlog::level::off);  // the lines below say it all

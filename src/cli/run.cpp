@@ -12,6 +12,7 @@
 #include "core/metrics_server.h"
 #include "core/notify.h"
 #include "core/report.h"
+#include "core/secrets.h"
 #include "core/shutdown.h"
 #include "core/wait.h"
 #include "state/lock.h"
@@ -122,10 +123,10 @@ int run_command(const RunArgs& args) {
                 }
             }
         } catch (const LockHeld& e) {
-            std::fprintf(stderr, "kbridge: %s\n", e.what());
+            std::fprintf(stderr, "kbridge: %s\n", scrub_secrets(e.what()).c_str());
             return kExitLocked;
         } catch (const std::exception& e) {
-            std::fprintf(stderr, "kbridge: %s\n", e.what());
+            std::fprintf(stderr, "kbridge: %s\n", scrub_secrets(e.what()).c_str());
             return kExitFailure;
         }
         RunSettings settings;
@@ -139,7 +140,7 @@ int run_command(const RunArgs& args) {
                                                                std::move(b.sink),
                                                                std::move(b.dead_letter), settings));
     } catch (const ConfigError& e) {
-        std::fprintf(stderr, "kbridge: %s\n", e.what());
+        std::fprintf(stderr, "kbridge: %s\n", scrub_secrets(e.what()).c_str());
         return kExitUsage;
     }
     std::unique_ptr<MetricsServer> metrics;
@@ -147,7 +148,7 @@ int run_command(const RunArgs& args) {
         if (args.metrics_port > 0)
             metrics = std::make_unique<MetricsServer>(args.metrics_port, runners);
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "kbridge: %s\n", e.what());
+        std::fprintf(stderr, "kbridge: %s\n", scrub_secrets(e.what()).c_str());
         return kExitFailure;
     }
     std::vector<int> codes(runners.size(), kExitOk);
@@ -171,7 +172,7 @@ int run_command(const RunArgs& args) {
         if (!args.stats_json.empty())
             write_file_atomically(args.stats_json, stats_json(runners, codes));
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "kbridge: %s\n", e.what());
+        std::fprintf(stderr, "kbridge: %s\n", scrub_secrets(e.what()).c_str());
         code = kExitFailure;
     }
     metrics.reset();  // it reads the runners
@@ -185,12 +186,22 @@ int validate_command(const std::string& path, const std::vector<std::string>& ov
     try {
         const Config config = load_config(path, overrides);
         const auto built = build_pipelines(config, {}, false, "", "");
+        if (config.lock) {
+            try {
+                parse_redis_url(config.lock->str("redis"));
+            } catch (const std::invalid_argument& e) {
+                throw config.lock->error("redis", e.what());
+            }
+        }
         std::printf("%s: ok (%zu pipeline%s)\n", config.file.c_str(), built.size(),
                     built.size() == 1 ? "" : "s");
         return kExitOk;
     } catch (const ConfigError& e) {
-        std::fprintf(stderr, "kbridge: %s\n", e.what());
+        std::fprintf(stderr, "kbridge: %s\n", scrub_secrets(e.what()).c_str());
         return kExitUsage;
+    } catch (const std::exception& e) {  // a connector that failed otherwise while being built
+        std::fprintf(stderr, "kbridge: %s\n", scrub_secrets(e.what()).c_str());
+        return kExitFailure;
     }
 }
 

@@ -69,6 +69,35 @@ TEST_F(Cli, ValidateChecksWithoutConnecting) {
         << bad.err;
 }
 
+TEST_F(Cli, ValidateRefusesDirectoriesAndAliasBombsWithExitTwo) {
+    const RunResult directory = kbridge({"validate", dir.path().string()});
+    EXPECT_EQ(directory.code, 2) << directory.err;
+    EXPECT_NE(
+        directory.err.find(dir.path().string() + ": cannot read the pipeline file: Is a directory"),
+        std::string::npos)
+        << directory.err;
+    std::string bomb = "a0: &a0 [lol]\n";
+    for (int level = 1; level <= 9; ++level) {
+        bomb += "a" + std::to_string(level) + ": &a" + std::to_string(level) + " [";
+        for (int k = 0; k < 9; ++k) bomb += (k ? ", *a" : "*a") + std::to_string(level - 1);
+        bomb += "]\n";
+    }
+    Process p({KBRIDGE_BINARY, "validate", write("bomb.yaml", bomb)}, dir.path().string());
+    ASSERT_EQ(p.wait(std::chrono::seconds(15)), 2) << "the nested aliases were expanded";
+    EXPECT_NE(p.err().find("aliases expand to more than 10000 nodes"), std::string::npos)
+        << p.err();
+}
+
+TEST_F(Cli, ValidateChecksTheLockUrl) {
+    const RunResult r = kbridge({"validate", write("p.yaml",
+                                                   "version: 1\nlock: {redis: 'redis://h:port/0'}\n"
+                                                   "pipelines:\n  - name: a\n    source: {type: "
+                                                   "stdin}\n    sink: {type: stdout}\n")});
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(r.err.find("p.yaml:2:15: lock.redis: the port is not a number"), std::string::npos)
+        << r.err;
+}
+
 TEST_F(Cli, UnknownPipelineNameExitsTwoListingTheNames) {
     const std::string path = write("p.yaml",
                                    "version: 1\npipelines:\n  - name: only\n    source: {type: "

@@ -217,6 +217,33 @@ TEST_F(RedisToKafka, AFailedDeliveryIsNeverSwallowed) {
     EXPECT_EQ(in_redis.size(), static_cast<size_t>(total)) << "every record must still be in Redis";
 }
 
+TEST_F(RedisToKafka, ARecordWhoseTopicRendersInvalidGoesToTheDeadLetterAsInvalidTopic) {
+    const std::string good = random_name("routed_");
+    std::vector<std::string> events;
+    for (int i = 0; i < 50; ++i)
+        events.push_back("{\"id\":" + std::to_string(i) + ",\"user_id\":1,\"dest\":\"" + good +
+                         "\"}");
+    events.insert(events.begin() + 10, R"({"id":900,"user_id":1,"dest":"bad topic!"})");
+    events.insert(events.begin() + 20, R"({"id":901,"user_id":1,"dest":".."})");
+    events.insert(events.begin() + 30,
+                  R"({"id":902,"user_id":1,"dest":")" + std::string(300, 'x') + "\"}");
+    redis.push(list, events);
+    const RunResult r = run_kbridge(
+        {"run", config(true), "--once", "--set", "pipelines.events.sink.topic='{dest}'"},
+        dir.path().string(), env());
+    ASSERT_EQ(r.code, 0) << r.err;
+    std::map<long long, int> ids = ids_in_kafka(good);
+    EXPECT_EQ(ids.size(), 50u);
+    std::set<long long> dead_ids;
+    for (const auto& m : kcat_consume(kafka.bootstraps(), dlq)) {
+        dead_ids.insert(event_id(m.value));
+        EXPECT_NE(m.headers.find("kbridge.error.reason=invalid_topic"), std::string::npos)
+            << m.headers;
+    }
+    EXPECT_EQ(dead_ids, (std::set<long long>{900, 901, 902}));
+    EXPECT_EQ(redis.llen(list), 0);
+}
+
 TEST_F(RedisToKafka, UndecodableAndUntemplatableRecordsGoToTheDeadLetterTopic) {
     auto events = make_events(0, 1000);
     events.insert(events.begin() + 300, "{not json");

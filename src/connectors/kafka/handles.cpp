@@ -2,7 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
 #include <stdexcept>
+
+#include "core/secrets.h"
 
 namespace kbridge {
 
@@ -26,11 +29,35 @@ KafkaConf make_kafka_conf(const KafkaSettings& settings) {
     auto set = [&](const std::string& name, const std::string& value) {
         if (rd_kafka_conf_set(conf.get(), name.c_str(), value.c_str(), error, sizeof error) !=
             RD_KAFKA_CONF_OK)
-            throw std::invalid_argument("kafka property '" + name + "': " + error);
+            throw std::invalid_argument("kafka property '" + name + "': " + scrub_secrets(error));
     };
+    for (const auto& [name, value] : settings.properties)
+        if (is_secret_key(name)) remember_secret(value);
     set("bootstrap.servers", settings.brokers);
     for (const auto& [name, value] : settings.properties) set(name, value);
     return conf;
+}
+
+std::string invalid_topic_reason(std::string_view name) {
+    constexpr size_t kMaxTopicLength = 249;
+    if (name.empty()) return "a topic name may not be empty";
+    if (name == "." || name == "..") return "a topic name may not be '.' or '..'";
+    if (name.size() > kMaxTopicLength)
+        return "a topic name has at most 249 characters (this one has " +
+               std::to_string(name.size()) + ")";
+    for (const char c : name) {
+        const bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                             (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+        if (allowed) continue;
+        char shown[16];
+        std::snprintf(shown, sizeof shown, c >= ' ' && c < 0x7f ? "'%c'" : "byte 0x%02x",
+                      static_cast<unsigned char>(c));
+        return std::string(
+                   "a topic name may only contain ASCII letters, digits, '.', '_' and "
+                   "'-' (not ") +
+               shown + ")";
+    }
+    return "";
 }
 
 }  // namespace kbridge

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace kbridge {
 
@@ -42,5 +43,9 @@ struct KafkaSettings {
 // Builds a conf; throws std::invalid_argument naming a bad property (value never printed, it may
 // be a secret).
 KafkaConf make_kafka_conf(const KafkaSettings& settings);
+
+// Why Kafka would refuse `name` as a topic name ([a-zA-Z0-9._-], 1 to 249 characters, not "."
+// or ".."), or "" when it would take it.
+std::string invalid_topic_reason(std::string_view name);
 
 }  // namespace kbridge

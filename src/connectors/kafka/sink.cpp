@@ -45,6 +45,32 @@ Template compile(const Options& options, const std::string& name, const std::str
     }
 }
 
+// Kafka's rules checked at validate: the whole name when the template is static, else the text
+// outside its {fields} (a space there makes every rendering invalid).
+void check_topic_template(const Options& options, const std::string& text) {
+    std::string fixed;
+    bool templated = false;
+    for (size_t i = 0; i < text.size(); ++i) {
+        const bool doubled = i + 1 < text.size() && text[i + 1] == text[i];
+        if ((text[i] == '{' || text[i] == '}') && doubled) {
+            fixed += text[i++];
+        } else if (text[i] == '{') {
+            templated = true;
+            i = text.find('}', i);  // the template compiled, so it is there
+        } else {
+            fixed += text[i];
+        }
+    }
+    std::string why;
+    if (!templated) {
+        why = invalid_topic_reason(fixed);
+    } else if (!fixed.empty()) {
+        why = invalid_topic_reason(fixed);
+        if (why.rfind("a topic name may only", 0) != 0) why.clear();  // a field may add to it
+    }
+    if (!why.empty()) throw options.error("topic", "'" + text + "': " + why);
+}
+
 }  // namespace
 
 const OptionTable& kafka_sink_options() {
@@ -67,8 +93,9 @@ std::unique_ptr<Sink> make_kafka_sink(const Options& options, const ConnectorCon
     std::vector<std::pair<std::string, Template>> headers;
     for (const auto& [name, text] : options.string_map("headers"))
         headers.emplace_back(name, compile(options, "headers", text));
-    auto sink = std::make_unique<KafkaSink>(kafka_settings(options, ctx),
-                                            compile(options, "topic", options.str("topic")),
+    Template topic = compile(options, "topic", options.str("topic"));
+    check_topic_template(options, options.str("topic"));
+    auto sink = std::make_unique<KafkaSink>(kafka_settings(options, ctx), std::move(topic),
                                             std::move(key), std::move(headers));
     CsvFormat csv;
     if (parse_format(options, csv) == Format::Csv) sink->write_csv(std::move(csv));
@@ -143,6 +170,7 @@ bool KafkaSink::send(const Record& record, const json::Value* fields, BatchState
         why = {"template", "topic: " + error_buffer_};
         return false;
     }
+    if (!topics_.count(topic_buffer_) && !valid_topic(topic_buffer_, why)) return false;
     std::optional<std::string_view> key = record.key;
     if (key_) {
         if (!key_->render(record, fields, key_buffer_, error_buffer_)) {
@@ -215,6 +243,7 @@ bool KafkaSink::preview(const Record& record, const json::Value* fields, std::st
         why = {"template", "topic: " + error_buffer_};
         return false;
     }
+    if (!valid_topic(topic, why)) return false;
     if (key_ && !key_->render(record, fields, key, error_buffer_)) {
         why = {"template", "key: " + error_buffer_};
         return false;
@@ -236,6 +265,15 @@ bool KafkaSink::preview(const Record& record, const json::Value* fields, std::st
     }
     out += " value=" + value;
     return true;
+}
+
+bool KafkaSink::valid_topic(const std::string& topic, Rejection& why) {
+    const std::string reason = invalid_topic_reason(topic);
+    if (reason.empty()) return true;
+    const std::string shown = topic.size() > 100 ? topic.substr(0, 100) + "..." : topic;
+    why = {"invalid_topic",
+           "topic template '" + topic_.text() + "' gave '" + shown + "': " + reason};
+    return false;
 }
 
 bool KafkaSink::needs_fields() const {

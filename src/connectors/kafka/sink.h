@@ -50,6 +50,8 @@ class KafkaSink : public Sink {
   private:
     static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque);
     rd_kafka_topic_t* topic_handle(const std::string& name);
+    // False, with why = invalid_topic, when Kafka would refuse the rendered topic name.
+    bool valid_topic(const std::string& topic, Rejection& why);
     static int64_t wall_clock_ms();
 
     KafkaSettings settings_;

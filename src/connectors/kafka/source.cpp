@@ -62,6 +62,11 @@ std::unique_ptr<Source> make_kafka_source(const Options& options, const Connecto
     s.kafka = kafka_settings(options, ctx);
     s.topics = options.string_list("topics");
     if (s.topics.empty()) throw options.error("topics", "name at least one topic");
+    for (const auto& topic : s.topics) {
+        if (topic.rfind('^', 0) == 0) continue;  // a regular expression librdkafka matches
+        const std::string why = invalid_topic_reason(topic);
+        if (!why.empty()) throw options.error("topics", "'" + topic + "': " + why);
+    }
     s.group = options.has("group") ? options.str("group") : "kbridge." + ctx.pipeline;
     s.start = options.str("start");
     s.join_group = options.boolean("join_group");

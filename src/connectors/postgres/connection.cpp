@@ -5,33 +5,52 @@
 
 #include <algorithm>
 #include <cstring>
-#include <regex>
+
+#include "connectors/postgres/conninfo.h"
+#include "core/secrets.h"
 
 #include "core/wait.h"
 
 namespace kbridge {
 
 std::string redact_postgres_url(const std::string& url) {
-    static const std::regex kUriPassword(R"(^(postgres(?:ql)?://[^:/@]*):[^@/]*@)");
-    static const std::regex kKeywordPassword(R"((password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+))");
-    std::string out = std::regex_replace(url, kUriPassword, "$1:***@");
-    return std::regex_replace(out, kKeywordPassword, "$1***");
+    return mask_connection_string(url);
 }
 
 void PostgresConnection::connect() {
     redacted_ = redact_postgres_url(url_);
     finish_connection();
     const auto deadline = std::chrono::steady_clock::now() + connect_timeout_;
-    // Keepalives find a peer that vanished (host down, network cut) while no query is waiting.
-    // Given before the URL, so that the URL's own settings win.
+    PostgresParams params;
+    try {
+        params = postgres_params(url_);
+    } catch (const std::invalid_argument& e) {
+        throw PostgresError("postgres " + redacted_ + ": cannot connect: " + e.what());
+    }
+    // Keepalives find a peer that vanished (host down, network cut) while no query is waiting;
+    // the URL's own settings win.
     const std::string idle = std::to_string(std::max<long long>(
         1, std::chrono::duration_cast<std::chrono::seconds>(connect_timeout_).count()));
-    const char* keywords[] = {"keepalives",       "keepalives_idle", "keepalives_interval",
-                              "keepalives_count", "dbname",          nullptr};
-    const char* values[] = {"1", idle.c_str(), "5", "3", url_.c_str(), nullptr};
+    const std::pair<const char*, const char*> keepalives[] = {
+        {"keepalives", "1"}, {"keepalives_idle", idle.c_str()}, {"keepalives_interval", "5"},
+        {"keepalives_count", "3"}};
+    std::vector<const char*> keys, values;
+    for (const auto& [key, value] : keepalives) {
+        if (std::any_of(params.begin(), params.end(), [&](const auto& p) { return p.first == key; }))
+            continue;
+        keys.push_back(key);
+        values.push_back(value);
+    }
+    for (const auto& [key, value] : params) {
+        keys.push_back(key.c_str());
+        values.push_back(value.c_str());
+    }
+    keys.push_back(nullptr);
+    values.push_back(nullptr);
     // Asynchronous: libpq's own connect_timeout applies only to its blocking connect, and a
-    // stop request must be able to end the wait.
-    conn_.reset(PQconnectStartParams(keywords, values, 1));
+    // stop request must be able to end the wait. The URL was parsed by kbridge: libpq is given
+    // keywords, never the URL to expand.
+    conn_.reset(PQconnectStartParams(keys.data(), values.data(), 0));
     if (!conn_ || PQstatus(conn_.get()) == CONNECTION_BAD) fail("cannot connect");
     for (;;) {
         const PostgresPollingStatusType status = PQconnectPoll(conn_.get());
@@ -115,8 +134,8 @@ void PostgresConnection::fail(const std::string& what, const PGresult* result) {
         message.pop_back();
     const char* state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
     const bool lost = !conn_ || PQstatus(conn_.get()) != CONNECTION_OK;
-    throw PostgresError("postgres " + redacted_ + ": " + what + ": " + message, state ? state : "",
-                        lost);
+    throw PostgresError("postgres " + redacted_ + ": " + what + ": " + scrub_secrets(message),
+                        state ? state : "", lost);
 }
 
 PgResult PostgresConnection::exec(const std::string& sql) {

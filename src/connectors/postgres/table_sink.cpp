@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "connectors/postgres/conninfo.h"
 #include "connectors/postgres/lanes.h"
 #include "core/runner.h"
 #include "core/shutdown.h"
@@ -156,6 +157,7 @@ std::unique_ptr<Sink> make_postgres_sink(const Options& options, const Connector
         throw options.error("url", "no PostgreSQL URL: set url here or postgres.url");
     s.connect_timeout = connect_timeout_option(options, ctx.config.postgres);
     s.query_timeout = query_timeout_option(options, ctx.config.postgres);
+    check_postgres_url(s.url, options, ctx.config.postgres);
     s.table = options.str("table");
     const std::string mode = options.str("mode");
     s.mode = mode == "upsert"   ? PostgresTableSink::Mode::Upsert

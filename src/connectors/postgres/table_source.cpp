@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "core/wait.h"
+#include "connectors/postgres/conninfo.h"
 
 namespace kbridge {
 namespace {
@@ -60,6 +61,7 @@ std::unique_ptr<Source> make_postgres_table_source(const Options& options,
         throw options.error("url", "no PostgreSQL URL: set url here or postgres.url");
     s.connect_timeout = connect_timeout_option(options, ctx.config.postgres);
     s.query_timeout = query_timeout_option(options, ctx.config.postgres);
+    check_postgres_url(s.url, options, ctx.config.postgres);
     s.table = options.str("table");
     s.query = options.str("query");
     if (s.table.empty() == s.query.empty())

@@ -6,7 +6,8 @@
 
 #include <cerrno>
 #include <cstring>
-#include <regex>
+
+#include "core/secrets.h"
 
 #include "core/wait.h"
 
@@ -62,31 +63,60 @@ redisReplyObjectFunctions kCaptureFunctions = {capture_string, capture_array, ca
 
 RedisUrl parse_redis_url(const std::string& url) {
     RedisUrl out;
-    if (url.rfind("unix://", 0) == 0) {
-        out.unix_path = url.substr(7);
-        if (out.unix_path.empty()) throw std::invalid_argument("unix:// URL without a socket path");
-        out.redacted = url;
+    const char* const kExpected = "expected redis://[user:password@]host:port/db or unix:///path";
+    ConnectionString parsed;
+    try {
+        parsed = parse_connection_string(url);
+    } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument(std::string(e.what()) + "; " + kExpected);
+    }
+    remember_secrets(parsed);
+    if (parsed.scheme == "unix") {
+        out.unix_path = "/" + parsed.path;
+        if (parsed.path.empty()) throw std::invalid_argument("unix:// URL without a socket path");
+        out.redacted = mask_connection_string(url);
         return out;
     }
-    static const std::regex kUrl(
-        R"(redis://(?:([^:@/]*)(?::([^@/]*))?@)?([^:/@]+)?(?::(\d+))?(?:/(\d+))?/?)");
-    std::smatch m;
-    if (!std::regex_match(url, m, kUrl))
+    if (parsed.scheme == "rediss")
         throw std::invalid_argument(
-            "expected redis://[user:password@]host:port/db or unix:///path");
-    if (m[2].matched) {
-        out.user = m[1];
-        out.password = m[2];
-    } else if (m[1].matched) {
-        out.password = m[1];  // redis://secret@host: the password alone, as redis-cli reads it
+            "rediss:// (TLS) is not supported: this kbridge's hiredis has no TLS");
+    if (parsed.scheme != "redis") throw std::invalid_argument(kExpected);
+    if (!parsed.params.empty())
+        throw std::invalid_argument("a redis:// URL takes no ?parameters; " +
+                                    std::string(kExpected));
+    out.user = parsed.user;
+    out.password = parsed.password;
+    // The host part: host, [v6 address] or empty, then an optional :port.
+    std::string hosts = parsed.hosts;
+    std::string port;
+    const size_t bracket = hosts.rfind(']');
+    const size_t colon = hosts.rfind(':');
+    if (colon != std::string::npos && (bracket == std::string::npos || colon > bracket)) {
+        port = hosts.substr(colon + 1);
+        hosts.resize(colon);
     }
-    if (m[3].matched) out.host = m[3];
-    if (m[4].matched) out.port = std::stoi(m[4]);
-    if (m[5].matched) out.db = std::stoi(m[5]);
+    if (hosts.size() >= 2 && hosts.front() == '[' && hosts.back() == ']')
+        hosts = hosts.substr(1, hosts.size() - 2);
+    if (hosts.find_first_of("[],@ ") != std::string::npos)
+        throw std::invalid_argument("the host part is not one host name; " +
+                                    std::string(kExpected));
+    if (!hosts.empty()) out.host = hosts;
+    auto number = [&](const std::string& text, const char* what, int max) {
+        if (text.empty() || text.size() > 9 ||
+            text.find_first_not_of("0123456789") != std::string::npos || std::stoi(text) > max)
+            throw std::invalid_argument(std::string("the ") + what + " is not a number up to " +
+                                        std::to_string(max) + "; " + kExpected);
+        return std::stoi(text);
+    };
+    if (!port.empty()) out.port = number(port, "port", 65535);
+    std::string db = parsed.path;
+    if (!db.empty() && db.back() == '/') db.pop_back();
+    if (!db.empty()) out.db = number(db, "database", 1 << 20);
     out.redacted =
         "redis://" +
         std::string(out.password.empty() ? "" : (out.user.empty() ? "***@" : out.user + ":***@")) +
-        out.host + ":" + std::to_string(out.port) + "/" + std::to_string(out.db);
+        (out.host.find(':') != std::string::npos ? "[" + out.host + "]" : out.host) + ":" +
+        std::to_string(out.port) + "/" + std::to_string(out.db);
     return out;
 }
 
@@ -162,7 +192,7 @@ void RedisClient::broken() {
 void RedisClient::broken(const std::string& error) {
     context_.reset();  // a hiredis context is unusable after an I/O error
     pending_ = 0;
-    throw RedisError("redis " + url_.redacted + ": " + error);
+    throw RedisError("redis " + url_.redacted + ": " + scrub_secrets(error));
 }
 
 void RedisClient::write_out(std::chrono::steady_clock::time_point deadline) {
@@ -210,7 +240,8 @@ RedisReply RedisClient::reply(std::chrono::milliseconds blocks) {
     RedisReply owned(static_cast<redisReply*>(read_reply(blocks)));
     --pending_;
     if (owned->type == REDIS_REPLY_ERROR)
-        throw RedisError("redis " + url_.redacted + ": " + std::string(owned->str, owned->len));
+        throw RedisError("redis " + url_.redacted + ": " +
+                         scrub_secrets(std::string(owned->str, owned->len)));
     return owned;
 }
 
@@ -237,7 +268,8 @@ void RedisClient::reply_strings(std::vector<char>& storage, std::vector<Place>& 
     if (raw == &capture.placeholder) return;
     RedisReply owned(static_cast<redisReply*>(raw));
     if (owned->type == REDIS_REPLY_ERROR)
-        throw RedisError("redis " + url_.redacted + ": " + std::string(owned->str, owned->len));
+        throw RedisError("redis " + url_.redacted + ": " +
+                         scrub_secrets(std::string(owned->str, owned->len)));
     throw RedisError("redis " + url_.redacted + ": expected a list of strings");
 }
 
