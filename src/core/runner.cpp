@@ -260,8 +260,13 @@ void PipelineRunner::dispatch(Batch& batch) {
         csv_json_.resize(csv_json_.size() + kValuePadding, '\0');
     }
     if (json) decoder_.start(csv ? std::string_view() : batch.contiguous_values);
+    auto refused = batch.refused.begin();
     for (size_t i = 0; i < batch.records.size(); ++i) {
         Record& record = batch.records[i];
+        if (refused != batch.refused.end() && refused->first == i) {
+            dead_letter(raw, std::move(record), (refused++)->second);
+            continue;
+        }
         const simdjson::dom::element* decoded = nullptr;
         if (csv && record.value) {
             if (!csv_errors[i].empty()) {
@@ -289,9 +294,17 @@ void PipelineRunner::preview(Batch& batch) {
     simdjson::dom::element fields;
     std::string error, line;
     std::vector<char> csv_json;
-    for (Record& record : batch.records) {
+    auto refused = batch.refused.begin();
+    for (size_t i = 0; i < batch.records.size(); ++i) {
+        Record& record = batch.records[i];
         if (previewed_ >= settings_.dry_run_records) break;
         ++previewed_;
+        if (refused != batch.refused.end() && refused->first == i) {
+            std::printf("%s\tDEAD LETTER %s: %s\n", name_.c_str(), refused->second.reason.c_str(),
+                        refused->second.detail.c_str());
+            ++refused;
+            continue;
+        }
         line.clear();
         const simdjson::dom::element* decoded = nullptr;
         std::string outcome;

@@ -48,6 +48,9 @@ class Source {
     virtual std::string worker() const { return ""; }
     // Kafka sources take their start offsets from an exactly-once sink; false: not supported.
     virtual bool use_offset_store(OffsetStore*) { return false; }
+    // The sink's Sink::max_value_bytes(), told before connect(): a source that can skip a longer
+    // record unread may refuse it instead of holding it whole.
+    virtual void set_sink_value_limit(size_t bytes) { (void)bytes; }
     // With format() == Csv: how lines become fields.
     const CsvFormat& csv() const { return csv_; }
     void set_csv(CsvFormat csv) { csv_ = std::move(csv); }
