@@ -30,8 +30,12 @@ const OptionTable kOptions = with_csv_options({
      "librdkafka consumer properties (over kafka.properties)"},
 });
 
-// Seconds a --once run waits for its first partitions before deciding the group has none for it.
+// How long a --once run waits for its first partitions before deciding the group's other members
+// hold them all: at least this, and longer than a session timeout (see assignment_wait()).
 constexpr auto kAssignmentWait = std::chrono::seconds(30);
+// After a member's session times out, the broker rebalances: the live members join again.
+constexpr auto kRebalanceMargin = std::chrono::seconds(10);
+constexpr int64_t kDefaultSessionTimeoutMs = 45000;  // librdkafka's session.timeout.ms
 constexpr auto kCommitInterval = std::chrono::seconds(1);
 constexpr int kMetadataTimeoutMs = 10000;
 // The queue ran dry: the fetchers may be waiting to look at it again (see wake_fetchers()).
@@ -381,11 +385,18 @@ ReadStatus KafkaSource::read(Batch& batch, milliseconds wait) {
     if (!acked_.empty() && now - last_commit_ >= kCommitInterval) commit(false);
     if (settings_.once) {
         if (all_done()) return ReadStatus::End;
-        if (assigned_.empty() && now - connected_ > kAssignmentWait) {
+        if (assigned_.empty() && now - connected_ > assignment_wait()) {
+            // Longer than a session timeout: a member that died holding partitions has been
+            // timed out, so whoever holds them now is alive and reading them.
             spdlog::warn(
-                "kafka source {}: group {} assigned no partition to this run in {} s; nothing to "
-                "do",
-                describe(), settings_.group, kAssignmentWait.count());
+                "kafka source {}: group {} assigned no partition to this run in {} s, longer "
+                "than its session timeout: the group's other live members hold them all; "
+                "nothing to do{}",
+                describe(), settings_.group,
+                std::chrono::duration_cast<std::chrono::seconds>(assignment_wait()).count(),
+                backlog_ && *backlog_
+                    ? " (they have " + std::to_string(*backlog_) + " records to read)"
+                    : "");
             return ReadStatus::End;
         }
     }
@@ -520,6 +531,15 @@ ReadStatus KafkaSource::read(Batch& batch, milliseconds wait) {
         }
     };
     return ReadStatus::Records;
+}
+
+std::chrono::milliseconds KafkaSource::assignment_wait() const {
+    int64_t session_ms = kDefaultSessionTimeoutMs;
+    const auto it = settings_.kafka.properties.find("session.timeout.ms");
+    if (it != settings_.kafka.properties.end())
+        session_ms = std::strtoll(it->second.c_str(), nullptr, 10);
+    return std::max<std::chrono::milliseconds>(kAssignmentWait,
+                                               milliseconds(session_ms) + kRebalanceMargin);
 }
 
 // librdkafka (before 2.1's fetch.queue.backoff.ms) stops fetching while its queue is over

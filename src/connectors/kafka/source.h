@@ -65,6 +65,7 @@ class KafkaSource : public Source {
     void check_fatal();
     bool all_done() const;
     void wake_fetchers(std::chrono::steady_clock::time_point now);
+    std::chrono::milliseconds assignment_wait() const;
 
     Settings settings_;
     KafkaHandle consumer_;
