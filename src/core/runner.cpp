@@ -221,6 +221,9 @@ void PipelineRunner::sample_gauges(bool now) {
     last_sample_ms_ = at;
     const auto lag = source_->lag();
     stats_.lag = lag ? static_cast<int64_t>(*lag) : -1;
+    const auto blocked = source_->blocked_seconds();
+    stats_.blocked_ms = blocked ? static_cast<int64_t>(*blocked * 1000) : -1;
+    stats_.source_healthy = source_->healthy();
     stats_.retried = sink_->retried() + (dead_letter_ ? dead_letter_->retried() : 0);
 }
 

@@ -34,6 +34,12 @@ class Source {
     // Records behind (list length, consumer lag, rows not yet exported) from what the source
     // learnt on its read path, without a request of its own; for metrics. None: unknown.
     virtual std::optional<uint64_t> lag() { return std::nullopt; }
+    // Seconds the source has been kept from records that wait for it (e.g. a PostgreSQL
+    // transaction holding an incremental export's horizon); 0: not held up; none: unknown. Read
+    // like lag(), from the run loop.
+    virtual std::optional<double> blocked_seconds() { return std::nullopt; }
+    // False while held up for longer than the source tolerates: /health then answers 503.
+    virtual bool healthy() { return true; }
     virtual Format format() const = 0;
     // True when every value is a JSON object by construction (PostgreSQL's row_to_json): it
     // then needs parsing only if a sink reads its fields.
