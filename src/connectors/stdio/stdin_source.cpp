@@ -98,6 +98,7 @@ void StdinSource::skip_chunk(size_t from) {
         return;
     }
     const uint64_t length = s.length - (s.ends_in_cr ? 1 : 0);
+    if (s.prefix.size() > length) s.prefix.resize(length);  // it held the '\r' of a \r\n
     skipped_ = refused_line(std::move(s.prefix), length, s.number);
     skipping_.reset();
     buffer_.erase(from, newline == std::string::npos ? std::string::npos : newline + 1 - from);
