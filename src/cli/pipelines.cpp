@@ -28,6 +28,7 @@ std::vector<BuiltPipeline> build_pipelines(const Config& config,
         b.source = make_source(p.source, ctx);
         b.sink = make_sink(p.sink, ctx);
         if (p.dead_letter) b.dead_letter = make_sink(*p.dead_letter, ctx);
+        if (const auto limit = b.sink->max_value_bytes()) b.source->set_sink_value_limit(*limit);
         if (OffsetStore* store = b.sink->offset_store();
             store && !b.source->use_offset_store(store))
             throw ConfigError(

@@ -72,8 +72,10 @@ void MetricsServer::answer(int client) {
         bool healthy = true;
         for (const auto& r : runners_) {
             const PipelineStats& s = r->stats();
-            healthy &= s.connected.load() && now - s.heartbeat_ms.load() < 30000;
-            body += r->name() + (s.connected.load() ? " connected" : " connecting") + "\n";
+            healthy &= s.connected.load() && now - s.heartbeat_ms.load() < 30000 &&
+                       s.source_healthy.load();
+            body += r->name() + (s.connected.load() ? " connected" : " connecting") +
+                    (s.source_healthy.load() ? "" : ", source held up") + "\n";
         }
         if (!healthy) status = "503 Service Unavailable";
         type = "text/plain";

@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace kbridge {
@@ -27,6 +28,12 @@ struct Record {
     int64_t timestamp = -1;
 };
 
+// Why a record cannot be written, ever: it goes to the dead-letter sink or stops the run.
+struct Rejection {
+    std::string reason;  // short class: invalid_json, missing_field, too_large, ...
+    std::string detail;  // human message naming the field or the broker error
+};
+
 enum class Format { Json, Raw, Csv };
 
 constexpr size_t kValuePadding = 64;  // simdjson::SIMDJSON_PADDING
@@ -38,6 +45,9 @@ struct Batch {
     // Set when the records' values lie back to back, in order, in storage, followed by at least
     // kValuePadding readable bytes: decoders may then read the batch in one go.
     std::string_view contiguous_values;
+    // Records the source itself refuses (by index into records, ascending), e.g. a line too
+    // long to hold: the runner sends them to the dead letter as they are, or stops the run.
+    std::vector<std::pair<size_t, Rejection>> refused;
     // Acknowledges the batch's first `count` records (all of them, or those before a record
     // the run stopped at): the source gives the rest again. Unset: nothing to acknowledge.
     std::function<void(size_t count)> ack;

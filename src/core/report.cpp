@@ -100,6 +100,16 @@ std::string prometheus_text(const std::vector<std::unique_ptr<PipelineRunner>>& 
              if (lag < 0) return std::nullopt;  // unknown
              return std::to_string(lag);
          }},
+        {"kbridge_source_blocked_seconds", "gauge",
+         "Seconds the source has been kept from records that wait (a PostgreSQL transaction "
+         "holding an incremental export's horizon); 0 when not held up.",
+         [](const PipelineRunner& r) -> std::optional<std::string> {
+             const int64_t ms = r.stats().blocked_ms;
+             if (ms < 0) return std::nullopt;  // unknown, or a source that cannot tell
+             char seconds[32];
+             std::snprintf(seconds, sizeof seconds, "%.3f", ms / 1000.0);
+             return seconds;
+         }},
     };
     std::string out;
     for (const auto& f : kFamilies) {

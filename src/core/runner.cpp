@@ -228,6 +228,9 @@ void PipelineRunner::sample_gauges(bool now) {
     last_sample_ms_ = at;
     const auto lag = source_->lag();
     stats_.lag = lag ? static_cast<int64_t>(*lag) : -1;
+    const auto blocked = source_->blocked_seconds();
+    stats_.blocked_ms = blocked ? static_cast<int64_t>(*blocked * 1000) : -1;
+    stats_.source_healthy = source_->healthy();
     stats_.retried = sink_->retried() + (dead_letter_ ? dead_letter_->retried() : 0);
 }
 
@@ -266,11 +269,14 @@ void PipelineRunner::dispatch(Batch& batch) {
         }
         csv_json_.resize(csv_json_.size() + kValuePadding, '\0');
     }
+    auto refused = batch.refused.begin();
     for (size_t i = 0; i < batch.records.size(); ++i) {
         Record& record = batch.records[i];
         const json::Value* decoded = nullptr;
         Rejection why;
-        if (csv && record.value && !csv_errors[i].empty()) {
+        if (refused != batch.refused.end() && refused->first == i) {
+            why = (refused++)->second;  // the source's own verdict, e.g. a line too long
+        } else if (csv && record.value && !csv_errors[i].empty()) {
             why = {"invalid_csv", csv_errors[i]};
         } else {
             if (csv && record.value)
@@ -299,9 +305,17 @@ void PipelineRunner::preview(Batch& batch) {
     json::Value fields;
     std::string error, line;
     std::vector<char> csv_json;
-    for (Record& record : batch.records) {
+    auto refused = batch.refused.begin();
+    for (size_t i = 0; i < batch.records.size(); ++i) {
+        Record& record = batch.records[i];
         if (previewed_ >= settings_.dry_run_records) break;
         ++previewed_;
+        if (refused != batch.refused.end() && refused->first == i) {
+            std::printf("%s\tDEAD LETTER %s: %s\n", name_.c_str(), refused->second.reason.c_str(),
+                        refused->second.detail.c_str());
+            ++refused;
+            continue;
+        }
         line.clear();
         const json::Value* decoded = nullptr;
         std::string outcome;

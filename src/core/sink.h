@@ -1,5 +1,6 @@
 #pragma once
 #include <chrono>
+#include <optional>
 #include <string>
 
 #include "core/offsets.h"
@@ -9,12 +10,6 @@
 namespace kbridge {
 
 struct BatchState;
-
-// Why a record cannot be written, ever: it goes to the dead-letter sink or stops the run.
-struct Rejection {
-    std::string reason;  // short class: invalid_json, missing_field, too_large, ...
-    std::string detail;  // human message naming the field or the broker error
-};
 
 // How a sink reports on the records it accepted; called from poll().
 class DeliveryListener {
@@ -70,6 +65,9 @@ class Sink {
     // False once the connection to the endpoint is lost or was never made: after such an error
     // a follow-mode run connects again instead of stopping.
     virtual bool reachable() const { return true; }
+    // The largest value the sink can write, when it has such a limit (a Kafka producer's
+    // message.max.bytes); a source may refuse longer records without holding them whole.
+    virtual std::optional<size_t> max_value_bytes() const { return std::nullopt; }
     // Set when the sink keeps Kafka offsets with its data (exactly_once).
     virtual OffsetStore* offset_store() { return nullptr; }
     // Records written again after a transient error (connection lost, serialization failure).

@@ -34,6 +34,12 @@ class Source {
     // Records behind (list length, consumer lag, rows not yet exported) from what the source
     // learnt on its read path, without a request of its own; for metrics. None: unknown.
     virtual std::optional<uint64_t> lag() { return std::nullopt; }
+    // Seconds the source has been kept from records that wait for it (e.g. a PostgreSQL
+    // transaction holding an incremental export's horizon); 0: not held up; none: unknown. Read
+    // like lag(), from the run loop.
+    virtual std::optional<double> blocked_seconds() { return std::nullopt; }
+    // False while held up for longer than the source tolerates: /health then answers 503.
+    virtual bool healthy() { return true; }
     virtual Format format() const = 0;
     // True when every value is a JSON object by construction (PostgreSQL's row_to_json): it
     // then needs parsing only if a sink reads its fields.
@@ -48,6 +54,9 @@ class Source {
     virtual std::string worker() const { return ""; }
     // Kafka sources take their start offsets from an exactly-once sink; false: not supported.
     virtual bool use_offset_store(OffsetStore*) { return false; }
+    // The sink's Sink::max_value_bytes(), told before connect(): a source that can skip a longer
+    // record unread may refuse it instead of holding it whole.
+    virtual void set_sink_value_limit(size_t bytes) { (void)bytes; }
     // With format() == Csv: how lines become fields.
     const CsvFormat& csv() const { return csv_; }
     void set_csv(CsvFormat csv) { csv_ = std::move(csv); }

@@ -290,6 +290,67 @@ TEST_F(PostgresToKafka, FollowModePollsForNewRowsAndStopsCleanly) {
 namespace kbridge::test {
 namespace {
 
+std::string scrape(int port, const std::string& path) {
+    return shell("/usr/bin/python3 -c 'import sys, urllib.request, urllib.error\n"
+                 "try:\n  r = urllib.request.urlopen(sys.argv[1], timeout=5); print(r.status); print(r.read().decode(), end=\"\")\n"
+                 "except urllib.error.HTTPError as e:\n  print(e.code); print(e.read().decode(), end=\"\")\n"
+                 "except Exception:\n  print(\"down\")' http://127.0.0.1:" + std::to_string(port) + path);
+}
+
+// Checks `done` every 100 ms for up to 20 s.
+template <typename F> bool eventually(F done) {
+    for (int i = 0; i < 200; ++i) {
+        if (done()) return true;
+        std::this_thread::sleep_for(100ms);
+    }
+    return done();
+}
+
+double blocked_seconds(int port) {
+    const std::string text = scrape(port, "/metrics");
+    const std::string name = "kbridge_source_blocked_seconds{pipeline=\"p\"} ";
+    const auto at = text.find(name);
+    return at == std::string::npos ? -1 : std::stod(text.substr(at + name.size()));
+}
+
+// The late-commit horizon is server-wide: a session idle in transaction in another database
+// holds back every row committed after it began. The run says so (naming the session), counts
+// the seconds, and /health fails past stall_unhealthy; once it ends, the export goes on.
+TEST_F(PostgresToKafka, ATransactionLeftOpenInAnotherDatabaseIsNamedCountedAndFailsHealth) {
+    pg.exec("CREATE DATABASE other");
+    PostgresSession other(pg.url("other"));
+    other.exec("CREATE TABLE scratch (x int)");
+    const std::string other_pid = other.scalar("SELECT pg_backend_pid()");
+    pg.exec("CREATE TABLE events (id bigserial PRIMARY KEY, note text); INSERT INTO events (note) VALUES ('a')");
+    const std::string path = config("      table: events\n      mode: incrementing\n      incrementing_column: id\n"
+                                    "      poll_interval: 200ms\n      stall_warning: 1s\n      stall_unhealthy: 3s\n");
+    const int port = free_port();
+    Process follow({KBRIDGE_BINARY, "run", path, "--state-dir", dir.file("state"), "--metrics-port", std::to_string(port)},
+                   dir.path().string(), env());
+    wait_for_messages(follow, 1);
+    EXPECT_TRUE(eventually([&] { return blocked_seconds(port) == 0; })) << scrape(port, "/metrics");
+
+    other.exec("BEGIN; INSERT INTO scratch VALUES (1) /* left open */");  // takes an xid, then idles
+    pg.exec("INSERT INTO events (note) VALUES ('b')");                    // committed behind it
+    EXPECT_TRUE(eventually([&] { return follow.err().find("held by pid " + other_pid) != std::string::npos; })) << follow.err();
+    const std::string log = follow.err();
+    EXPECT_NE(log.find("database other, user "), std::string::npos) << log;
+    EXPECT_NE(log.find("state idle in transaction"), std::string::npos) << log;
+    EXPECT_NE(log.find("INSERT INTO scratch VALUES (1) /* left open */'"), std::string::npos) << log;
+    EXPECT_NE(log.find("pg_terminate_backend(" + other_pid + ")"), std::string::npos) << log;
+    EXPECT_TRUE(eventually([&] { return scrape(port, "/health").rfind("503\n", 0) == 0; })) << scrape(port, "/health");
+    EXPECT_GE(blocked_seconds(port), 3.0) << scrape(port, "/metrics");
+    EXPECT_EQ(message_count(kafka.bootstraps(), "rows"), 1);
+
+    other.exec("COMMIT");
+    wait_for_messages(follow, 2);
+    EXPECT_TRUE(eventually([&] { return scrape(port, "/health").rfind("200\n", 0) == 0; })) << scrape(port, "/health");
+    EXPECT_EQ(blocked_seconds(port), 0) << scrape(port, "/metrics");
+    follow.signal(SIGTERM);
+    ASSERT_EQ(follow.wait(10s), 0) << follow.err();
+    expect_each_once(ids(), 1, 2);
+}
+
 TEST_F(PostgresToKafka, FollowModeConnectsAgainWhenTheServerDropsItsConnection) {
     pg.exec("CREATE TABLE events (id bigserial PRIMARY KEY, note text); INSERT INTO events (note) VALUES ('a'), ('b')");
     const std::string path = config("      table: events\n      mode: incrementing\n      incrementing_column: id\n      poll_interval: 200ms\n");

@@ -276,6 +276,16 @@ bool KafkaSink::valid_topic(const std::string& topic, Rejection& why) {
     return false;
 }
 
+std::optional<size_t> KafkaSink::max_value_bytes() const {
+    const auto it = settings_.properties.find("message.max.bytes");
+    if (it == settings_.properties.end()) return 1000000;  // librdkafka's default
+    try {
+        return static_cast<size_t>(std::stoull(it->second));
+    } catch (const std::exception&) {
+        return std::nullopt;  // make_kafka_conf() refuses it with a proper message
+    }
+}
+
 bool KafkaSink::needs_fields() const {
     if (csv_ || topic_.needs_fields() || (key_ && key_->needs_fields())) return true;
     for (const auto& header : headers_)

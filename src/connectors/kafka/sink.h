@@ -39,6 +39,8 @@ class KafkaSink : public Sink {
     bool preview(const Record& record, const json::Value* fields, std::string& out,
                  Rejection& why) override;
     std::string describe() const override { return "kafka:" + topic_.text(); }
+    // The producer's message.max.bytes (librdkafka refuses larger messages before sending).
+    std::optional<size_t> max_value_bytes() const override;
     // Values become CSV lines of these columns instead of going out as read.
     void write_csv(CsvFormat csv) { csv_ = std::move(csv); }
     // connect() waits up to `timeout` for the brokers; with `fail` (--once) it then fails.

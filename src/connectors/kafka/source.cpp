@@ -30,8 +30,14 @@ const OptionTable kOptions = with_csv_options({
      "librdkafka consumer properties (over kafka.properties)"},
 });
 
-// Seconds a --once run waits for its first partitions before deciding the group has none for it.
+// A --once run that gets no partition: with nothing to read it ends after this; with records to
+// read it waits a session timeout and this margin (a member that died holding partitions is then
+// timed out and they come to this run), then ends only if the group's committed offsets move
+// (live members are reading), and gives up (exit 1) after twice the session timeout.
 constexpr auto kAssignmentWait = std::chrono::seconds(30);
+constexpr auto kRebalanceMargin = std::chrono::seconds(10);
+constexpr auto kProgressCheckInterval = std::chrono::seconds(5);
+constexpr int64_t kDefaultSessionTimeoutMs = 45000;  // librdkafka's session.timeout.ms
 constexpr auto kCommitInterval = std::chrono::seconds(1);
 constexpr int kMetadataTimeoutMs = 10000;
 // The queue ran dry: the fetchers may be waiting to look at it again (see wake_fetchers()).
@@ -218,6 +224,7 @@ void KafkaSource::read_watermarks() {
     uint64_t backlog = 0;
     for (int i = 0; i < all->cnt; ++i) {
         const auto& p = committed->elems[i];
+        committed_at_start_[{p.topic, p.partition}] = p.offset;
         const int64_t high = end_at_start_[{p.topic, p.partition}];
         int64_t from = p.offset >= 0
                            ? p.offset
@@ -386,13 +393,8 @@ ReadStatus KafkaSource::read(Batch& batch, milliseconds wait) {
     if (!acked_.empty() && now - last_commit_ >= kCommitInterval) commit(false);
     if (settings_.once) {
         if (all_done()) return ReadStatus::End;
-        if (assigned_.empty() && now - connected_ > kAssignmentWait) {
-            spdlog::warn(
-                "kafka source {}: group {} assigned no partition to this run in {} s; nothing to "
-                "do",
-                describe(), settings_.group, kAssignmentWait.count());
+        if (assigned_.empty() && now - connected_ > kAssignmentWait && nothing_to_do(now))
             return ReadStatus::End;
-        }
     }
     // One message at a time, so that a rebalance (served inside the poll) falls between two
     // messages: what was collected before it is fetched again from the new assignment's
@@ -548,6 +550,62 @@ ReadStatus KafkaSource::read(Batch& batch, milliseconds wait) {
             acknowledge(partitions[places[i].first], places[i].second + 1);
     };
     return ReadStatus::Records;
+}
+
+std::chrono::milliseconds KafkaSource::session_timeout() const {
+    const auto it = settings_.kafka.properties.find("session.timeout.ms");
+    return milliseconds(it == settings_.kafka.properties.end()
+                            ? kDefaultSessionTimeoutMs
+                            : std::strtoll(it->second.c_str(), nullptr, 10));
+}
+
+// --once, no partition assigned yet. A member killed without leaving the group (-9, OOM) holds
+// its partitions until the broker times its session out: a run started right after the crash
+// must wait for them rather than report success with the backlog unread. True: end the run.
+bool KafkaSource::nothing_to_do(std::chrono::steady_clock::time_point now) {
+    auto seconds = [](auto d) {
+        return std::chrono::duration_cast<std::chrono::seconds>(d).count();
+    };
+    const auto waited = now - connected_;
+    if (backlog_ && *backlog_ == 0) {
+        spdlog::info(
+            "kafka source {}: group {} assigned no partition to this run in {} s and has "
+            "no record to read; nothing to do",
+            describe(), settings_.group, seconds(waited));
+        return true;
+    }
+    if (waited < session_timeout() + kRebalanceMargin || now < next_progress_check_) return false;
+    next_progress_check_ = now + kProgressCheckInterval;
+    if (!backlog_ || group_committed_since_start()) {
+        spdlog::warn(
+            "kafka source {}: group {} assigned no partition to this run in {} s, longer "
+            "than its session timeout: the group's other live members hold them all{}; "
+            "nothing to do",
+            describe(), settings_.group, seconds(waited),
+            backlog_ ? " and are reading them (its committed offsets moved)" : "");
+        return true;
+    }
+    if (waited < 2 * session_timeout() + kRebalanceMargin) return false;
+    throw std::runtime_error(
+        "kafka source " + describe() + ": group " + settings_.group + " has " +
+        std::to_string(*backlog_) + " records to read, but assigned no partition to this run in " +
+        std::to_string(seconds(waited)) +
+        " s, over twice its session timeout, and its committed offsets have not moved since: "
+        "the members holding the partitions are not reading them");
+}
+
+// Whether any partition's committed offset moved past where it was at the start of the run.
+bool KafkaSource::group_committed_since_start() {
+    KafkaPartitionList list(
+        rd_kafka_topic_partition_list_new(static_cast<int>(committed_at_start_.size())));
+    for (const auto& [tp, offset] : committed_at_start_)
+        rd_kafka_topic_partition_list_add(list.get(), tp.first.c_str(), tp.second);
+    if (rd_kafka_committed(consumer_.get(), list.get(), kMetadataTimeoutMs)) return false;
+    for (int i = 0; i < list->cnt; ++i) {
+        const auto& p = list->elems[i];
+        if (p.offset >= 0 && p.offset > committed_at_start_[{p.topic, p.partition}]) return true;
+    }
+    return false;
 }
 
 // librdkafka (before 2.1's fetch.queue.backoff.ms) stops fetching while its queue is over

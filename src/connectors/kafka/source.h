@@ -65,6 +65,9 @@ class KafkaSource : public Source {
     void check_fatal();
     bool all_done() const;
     void wake_fetchers(std::chrono::steady_clock::time_point now);
+    std::chrono::milliseconds session_timeout() const;
+    bool nothing_to_do(std::chrono::steady_clock::time_point now);
+    bool group_committed_since_start();
 
     Settings settings_;
     KafkaHandle consumer_;
@@ -75,6 +78,8 @@ class KafkaSource : public Source {
     bool assign_at_first_read_ = false;        // join_group off
     uint64_t generation_ = 0;                  // bumped by every rebalance
     std::optional<uint64_t> backlog_;
+    std::map<TopicPartition, int64_t> committed_at_start_;  // --once: the group's offsets
+    std::chrono::steady_clock::time_point next_progress_check_;
     std::chrono::steady_clock::time_point connected_, last_commit_, last_wake_;
     std::string rebalance_error_;
     size_t read_since_wake_ = 0, wake_every_ = 0;  // bytes

@@ -33,6 +33,11 @@ const OptionTable kOptions = {
      "bound on connecting (default: postgres.connect_timeout, 10s)"},
     {"query_timeout", OptionType::Duration, "",
      "bound on a silent wait for a query's answer (default: postgres.query_timeout, 5m)"},
+    {"stall_warning", OptionType::Duration, "60s",
+     "incremental, follow mode: warn (each minute) when the transaction horizon has not moved "
+     "for this long while newer rows wait"},
+    {"stall_unhealthy", OptionType::Duration, "15m",
+     "incremental, follow mode: /health answers 503 once the horizon is held this long"},
 };
 
 // The stored position's names.
@@ -98,6 +103,8 @@ std::unique_ptr<Source> make_postgres_table_source(const Options& options,
         throw options.error("fetch_size", "must be between 1 and 100000");
     s.fetch_size = static_cast<size_t>(fetch_size);
     s.poll_interval = options.duration("poll_interval");
+    s.stall_warning = options.duration("stall_warning");
+    s.stall_unhealthy = options.duration("stall_unhealthy");
     s.once = ctx.once;
     s.state_dir = ctx.state_dir;
     s.pipeline = ctx.pipeline;
@@ -306,8 +313,13 @@ void PostgresTableSource::start_export() {
     // One snapshot for the whole export: a bulk export is consistent, and an incremental one
     // knows which transactions were still running when it looked.
     conn_.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-    const PgResult snapshot = conn_.exec("SELECT pg_snapshot_xmin(pg_current_snapshot())::text");
+    const PgResult snapshot = conn_.exec(
+        "SELECT pg_snapshot_xmin(s)::text, pg_snapshot_xmin(s) < pg_snapshot_xmax(s) "
+        "FROM pg_current_snapshot() s");
     export_horizon_ = PQgetvalue(snapshot.get(), 0, 0);
+    // xmin < xmax: a transaction is running, and the oldest of them is the horizon.
+    if (incremental() && !settings_.once)
+        watch_horizon(std::string(PQgetvalue(snapshot.get(), 0, 1)) == "t");
     const std::string where = export_condition(export_horizon_);
     export_rows_ = std::nullopt;
     if (!incremental()) {
@@ -321,6 +333,82 @@ void PostgresTableSource::start_export() {
     conn_.copy_out(copy_statement(where));
     read_position_ = position_;
     exporting_ = true;
+}
+
+// Called at the start of each export, in its snapshot. A horizon that does not move while rows
+// committed after it wait means a transaction that began before them is still open, in any
+// database of the server: nothing after it is exported until it ends.
+void PostgresTableSource::watch_horizon(bool held) {
+    const auto now = std::chrono::steady_clock::now();
+    // Not held (no transaction running): an idle server's horizon stands still too.
+    if (export_horizon_ != held_horizon_ || !held) {
+        if (rows_wait_ && now - held_since_ >= settings_.stall_warning)
+            spdlog::info(
+                "postgres_table {}: the transaction horizon moved after {} s; the export "
+                "goes on",
+                settings_.table,
+                std::chrono::duration_cast<std::chrono::seconds>(now - held_since_).count());
+        held_horizon_ = export_horizon_;
+        held_since_ = now;
+        rows_wait_ = false;
+        return;
+    }
+    if (!rows_wait_) {
+        // Only rows of transactions from the horizon on are held back; frozen rows are old.
+        std::string where = " WHERE ";
+        if (!settings_.where.empty()) where += "(" + settings_.where + ") AND ";
+        where += "age(src.xmin) <= age(" + xid_literal(export_horizon_) + ")";
+        const PgResult waiting = conn_.exec("SELECT EXISTS (" + inner_select(where) + ")");
+        rows_wait_ = std::string(PQgetvalue(waiting.get(), 0, 0)) == "t";
+        if (!rows_wait_) return;
+        next_stall_warning_ = held_since_ + settings_.stall_warning;
+    }
+    if (now < next_stall_warning_) return;
+    next_stall_warning_ = now + std::chrono::minutes(1);
+    spdlog::warn(
+        "postgres_table {}: rows committed since transaction {} wait: it has held the export's "
+        "horizon for {} s. The horizon is server-wide: {}",
+        settings_.table, export_horizon_,
+        std::chrono::duration_cast<std::chrono::seconds>(now - held_since_).count(),
+        horizon_holder());
+}
+
+// Who holds the horizon: the session whose transaction id it is, or a prepared transaction.
+std::string PostgresTableSource::horizon_holder() {
+    const std::string xid = std::to_string(std::stoull(export_horizon_) % 4294967296ULL);
+    const PgResult session = conn_.exec_params(
+        "SELECT pid, coalesce(datname, ''), coalesce(usename, ''), coalesce(state, ''), "
+        "coalesce(xact_start::text, ''), coalesce(left(query, 100), '') FROM pg_stat_activity "
+        "WHERE backend_xid = $1::xid LIMIT 1",
+        {xid});
+    if (PQntuples(session.get()) == 1) {
+        auto field = [&](int i) { return std::string(PQgetvalue(session.get(), 0, i)); };
+        return "held by pid " + field(0) + " (database " + field(1) + ", user " + field(2) +
+               ", state " + field(3) + ", transaction started " + field(4) + ", query '" +
+               field(5) + "'); end it with SELECT pg_terminate_backend(" + field(0) + ")";
+    }
+    const PgResult prepared = conn_.exec_params(
+        "SELECT gid, database, owner, prepared::text FROM pg_prepared_xacts "
+        "WHERE transaction = $1::xid",
+        {xid});
+    if (PQntuples(prepared.get()) == 1) {
+        auto field = [&](int i) { return std::string(PQgetvalue(prepared.get(), 0, i)); };
+        return "held by the prepared transaction '" + field(0) + "' (database " + field(1) +
+               ", owner " + field(2) + ", prepared " + field(3) +
+               "); end it with COMMIT PREPARED or ROLLBACK PREPARED";
+    }
+    return "no session shows it in pg_stat_activity (it may have ended just now)";
+}
+
+std::optional<double> PostgresTableSource::blocked_seconds() {
+    if (!incremental() || settings_.once || held_horizon_.empty()) return std::nullopt;
+    if (!rows_wait_) return 0.0;
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - held_since_).count();
+}
+
+bool PostgresTableSource::healthy() {
+    const auto blocked = blocked_seconds();
+    return !blocked || *blocked < std::chrono::duration<double>(settings_.stall_unhealthy).count();
 }
 
 std::optional<uint64_t> PostgresTableSource::lag() {

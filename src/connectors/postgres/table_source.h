@@ -38,6 +38,8 @@ class PostgresTableSource : public Source {
         std::vector<std::string> key_columns;
         size_t fetch_size = 5000;
         std::chrono::milliseconds poll_interval{5000};
+        std::chrono::milliseconds stall_warning{60000};
+        std::chrono::milliseconds stall_unhealthy{15 * 60000};
         bool once = false;
         std::string state_dir;
         std::string pipeline;
@@ -51,6 +53,10 @@ class PostgresTableSource : public Source {
     // Rows of the export in progress not read yet (bulk: from the planner's estimate); 0
     // between follow-mode polls, as of the last one.
     std::optional<uint64_t> lag() override;
+    // Follow mode, incremental: how long the transaction horizon has not moved while rows
+    // committed after it wait (the horizon is server-wide: any database's open transaction).
+    std::optional<double> blocked_seconds() override;
+    bool healthy() override;
     Format format() const override { return Format::Json; }
     bool values_are_valid_json() const override { return true; }
     std::string describe() const override;
@@ -78,6 +84,8 @@ class PostgresTableSource : public Source {
         std::pair<std::optional<std::string>, std::optional<std::string>> after(size_t row) const;
     };
     bool incremental() const { return settings_.mode != Mode::Bulk; }
+    void watch_horizon(bool held);
+    std::string horizon_holder();
 
     Settings settings_;
     PostgresConnection conn_;
@@ -97,6 +105,10 @@ class PostgresTableSource : public Source {
     std::chrono::steady_clock::time_point next_export_;
     bool exported_once_ = false;
     std::vector<std::optional<std::string_view>> fields_;
+    // The horizon as last seen, since when, and whether rows committed after it wait.
+    std::string held_horizon_;
+    std::chrono::steady_clock::time_point held_since_, next_stall_warning_;
+    bool rows_wait_ = false;
 };
 
 }  // namespace kbridge
