@@ -36,15 +36,10 @@ struct Rejection {
 
 enum class Format { Json, Raw, Csv };
 
-constexpr size_t kValuePadding = 64;  // simdjson::SIMDJSON_PADDING
-
 // What read() gives: records and the way to acknowledge them once, after they are durable.
 struct Batch {
     std::vector<Record> records;
     std::vector<char> storage;  // the bytes the records view; a vector never moves them
-    // Set when the records' values lie back to back, in order, in storage, followed by at least
-    // kValuePadding readable bytes: decoders may then read the batch in one go.
-    std::string_view contiguous_values;
     // Records the source itself refuses (by index into records, ascending), e.g. a line too
     // long to hold: the runner sends them to the dead letter as they are, or stops the run.
     std::vector<std::pair<size_t, Rejection>> refused;

@@ -267,7 +267,6 @@ void PipelineRunner::dispatch(Batch& batch) {
                 continue;
             csv_places[i] = {begin, csv_json_.size() - begin};
         }
-        csv_json_.resize(csv_json_.size() + kValuePadding, '\0');
     }
     auto refused = batch.refused.begin();
     for (size_t i = 0; i < batch.records.size(); ++i) {
@@ -325,8 +324,7 @@ void PipelineRunner::preview(Batch& batch) {
                 std::printf("%s\tDEAD LETTER invalid_csv: %s\n", name_.c_str(), error.c_str());
                 continue;
             }
-            csv_json.resize(csv_json.size() + kValuePadding, '\0');
-            record.value = std::string_view(csv_json.data(), csv_json.size() - kValuePadding);
+            record.value = std::string_view(csv_json.data(), csv_json.size());
         }
         if (source_->format() != Format::Raw && record.value) {
             if (!decoder_.decode(*record.value, fields, error)) {
@@ -510,7 +508,8 @@ void PipelineRunner::ack_completed() {
 void PipelineRunner::drain() {
     // Every accepted record gets a report (librdkafka's message.timeout.ms bounds the wait).
     try {
-        poll(milliseconds(0));  // at least once: sinks settle what an earlier run left them
+        // At least once: sinks settle what an earlier run left them.
+        if (sink_connected_ && (!dead_letter_ || dead_letter_connected_)) poll(milliseconds(0));
         while (records_pending()) {
             beat();
             poll(milliseconds(100));

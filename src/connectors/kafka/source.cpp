@@ -471,10 +471,8 @@ ReadStatus KafkaSource::read(Batch& batch, milliseconds wait) {
         wake_fetchers(now);
     if (kept.empty()) return settings_.once && all_done() ? ReadStatus::End : ReadStatus::Idle;
 
-    batch.storage.reserve(bytes + kValuePadding);
-    bool every_value = true;
+    batch.storage.reserve(bytes);
     for (auto* m : kept) {
-        if (!m->payload) every_value = false;
         batch.storage.insert(batch.storage.end(), static_cast<const char*>(m->payload),
                              static_cast<const char*>(m->payload) + (m->payload ? m->len : 0));
     }
@@ -483,8 +481,6 @@ ReadStatus KafkaSource::read(Batch& batch, milliseconds wait) {
         if (m->key)
             batch.storage.insert(batch.storage.end(), static_cast<const char*>(m->key),
                                  static_cast<const char*>(m->key) + m->key_len);
-    const size_t keys_end = batch.storage.size();
-    batch.storage.resize(std::max(keys_end, values_end + kValuePadding), '\0');
     const char* base = batch.storage.data();
     size_t value_at = 0, key_at = values_end;
     batch.records.reserve(kept.size());
@@ -532,7 +528,6 @@ ReadStatus KafkaSource::read(Batch& batch, milliseconds wait) {
         batch.records.push_back(std::move(r));
         rd_kafka_message_destroy(m);
     }
-    if (every_value) batch.contiguous_values = std::string_view(base, values_end);
     batch.ack = [this, generation, next_offsets = std::move(next_offsets),
                  partitions = std::move(partitions), places = std::move(places)](size_t count) {
         if (generation != generation_)

@@ -458,11 +458,8 @@ ReadStatus PostgresTableSource::read(Batch& batch, std::chrono::milliseconds wai
         if (fields_[2]) read_position_[kTimestamp] = std::string(*fields_[2]);
         if (incremental()) row_positions->add(fields_[1], fields_[2]);
     }
-    const size_t values_size = batch.storage.size();
-    batch.storage.resize(values_size + kValuePadding);
     const size_t keys_at = batch.storage.size();
     batch.storage.insert(batch.storage.end(), keys.begin(), keys.end());
-    batch.contiguous_values = std::string_view(batch.storage.data(), values_size);
     batch.records.resize(values.size());
     for (size_t i = 0; i < values.size(); ++i) {
         batch.records[i].value.emplace(batch.storage.data() + values[i].first, values[i].second);

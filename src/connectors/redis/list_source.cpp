@@ -169,9 +169,7 @@ void RedisListSource::take(Batch& batch) {
     batch.storage.reserve(storage_hint_);
     client_.reply_strings(batch.storage, places);
     const size_t size = batch.storage.size();
-    storage_hint_ = std::max(storage_hint_, size + kValuePadding);
-    batch.storage.resize(size + kValuePadding);  // before any view is taken: it may move the bytes
-    batch.contiguous_values = std::string_view(batch.storage.data(), size);
+    storage_hint_ = std::max(storage_hint_, size);
     batch.records.reserve(places.size());
     for (const auto& place : places) {
         Record record;
@@ -204,7 +202,6 @@ ReadStatus RedisListSource::read(Batch& batch, std::chrono::milliseconds wait) {
                       settings_.pop_left ? std::to_string(settings_.batch_size - 1) : "-1"});
         take(batch);
         if (!settings_.pop_left) std::reverse(batch.records.begin(), batch.records.end());
-        batch.contiguous_values = {};  // no longer in record order
         return batch.records.empty() ? ReadStatus::End : ReadStatus::Records;
     }
     if (!left_by_last_run_.empty()) {

@@ -165,12 +165,11 @@ StdinSource::Line StdinSource::refused_line(std::string prefix, uint64_t length,
 void StdinSource::build(Batch& batch, std::vector<Line>& lines) const {
     size_t bytes = 0;
     for (const Line& l : lines) bytes += l.size;
-    batch.storage.reserve(bytes + kValuePadding);
+    batch.storage.reserve(bytes);
     for (const Line& l : lines) {
         const char* from = l.refused ? l.prefix.data() : buffer_.data() + l.begin;
         batch.storage.insert(batch.storage.end(), from, from + l.size);
     }
-    batch.storage.resize(bytes + kValuePadding, '\0');
     size_t at = 0;
     for (const Line& l : lines) {
         Record r;
@@ -189,9 +188,6 @@ void StdinSource::build(Batch& batch, std::vector<Line>& lines) const {
         }
         batch.records.push_back(std::move(r));
     }
-    // A refused record's bytes are not the line: decoders take records one by one then.
-    if (batch.refused.empty())
-        batch.contiguous_values = std::string_view(batch.storage.data(), bytes);
 }
 
 }  // namespace kbridge
