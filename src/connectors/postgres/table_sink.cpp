@@ -491,14 +491,17 @@ bool PostgresTableSink::send(const Record& record, const json::Value* fields, Ba
     const bool ok = (tombstone || encode_value(fields, record, why)) &&
                     (keys_.empty() || (settings_.mode == Mode::Insert && !tombstone) ||
                      encode_key(record, why));
-    if (!ok) {
+    // What the table's definition settles is refused here, like a record that cannot be encoded:
+    // the rest of the batch takes the fast path, and the refused one goes to the dead letter
+    // (which an exactly_once commit waits for) with the database's wording.
+    std::string refusal;
+    if (ok && !tombstone) refusal = precheck();
+    if (!ok || !refusal.empty()) {
         in_.cells.resize(in_.pending.size() * columns_.size());
         in_.text.resize(text_mark);
+        if (!refusal.empty()) why = {"database", std::move(refusal)};
         return false;
     }
-    if (!tombstone)
-        if (std::string refusal = precheck(); !refusal.empty())
-            in_.refused.push_back({in_.pending.size(), std::move(refusal)});
     uint32_t topic = 0;
     while (topic < topics_.size() && topics_[topic] != record.topic) ++topic;
     if (topic == topics_.size()) topics_.push_back(record.topic);
@@ -548,7 +551,6 @@ void PostgresTableSink::start_next() {
     std::swap(cells_, next.cells);
     std::swap(cell_text_, next.text);
     std::swap(originals_, next.originals);
-    std::swap(refused_, next.refused);
     next.clear();
     if (!full_.empty()) {
         // Kept for the next batch: its vectors have grown to a batch's size already, and growing
@@ -576,9 +578,7 @@ void PostgresTableSink::start_async() {
     const bool insert_deletes =
         settings_.mode == Mode::Insert &&
         std::any_of(pending_.begin(), pending_.end(), [](const Pending& p) { return p.tombstone; });
-    // Records refused before sending take the careful path too: it holds the rules for them
-    // (the dead letter first with exactly_once; without one, nothing of the batch is written).
-    if (insert_deletes || !refused_.empty()) {
+    if (insert_deletes) {
         flush();
         return;
     }
@@ -784,7 +784,6 @@ void PostgresTableSink::clear() {
     cells_.clear();
     cell_text_.clear();
     originals_.clear();
-    refused_.clear();
 }
 
 void PostgresTableSink::flush() {
@@ -801,7 +800,7 @@ void PostgresTableSink::flush() {
             ensure_connected();
             conn_.exec("BEGIN");
             std::vector<size_t> todo = settings_.exactly_once ? fence(all) : all;
-            isolate(set_aside_refused(todo, rejected), rejected);
+            isolate(todo, rejected);
             if (!rejected.empty() && !dead_letter_available_) {
                 // The run stops at the refused record: none of its batch is written, so a rerun
                 // after the fix writes each record once.
@@ -892,23 +891,6 @@ void PostgresTableSink::report_refused(const std::vector<Rejected>& rejected,
         original.offset = p.offset;
         listener_->rejected(p.batch, std::move(original), Rejection{"database", r.message});
     }
-}
-
-// `records` without those refused before sending, which join `rejected`.
-std::vector<size_t> PostgresTableSink::set_aside_refused(const std::vector<size_t>& records,
-                                                         std::vector<Rejected>& rejected) const {
-    if (refused_.empty()) return records;
-    std::vector<size_t> rest;
-    auto next = refused_.begin();  // both in the batch's order
-    for (size_t r : records) {
-        while (next != refused_.end() && next->index < r) ++next;
-        if (next != refused_.end() && next->index == r) {
-            rejected.push_back(*next);
-        } else {
-            rest.push_back(r);
-        }
-    }
-    return rest;
 }
 
 // Applies `records`, or if the database refuses them for what they hold, halves them until the

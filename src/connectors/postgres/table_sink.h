@@ -93,13 +93,11 @@ class PostgresTableSink : public Sink, private OffsetStore {
         std::vector<Pending> pending;
         std::vector<Cell> cells;
         std::string text, originals;
-        std::vector<Rejected> refused;  // found before sending (precheck), in pending's order
         void clear() {  // keeps the capacity, for the next batch
             pending.clear();
             cells.clear();
             text.clear();
             originals.clear();
-            refused.clear();
         }
     };
 
@@ -112,9 +110,7 @@ class PostgresTableSink : public Sink, private OffsetStore {
     void ensure_connected();
     bool encode_value(const json::Value* fields, const Record& record, Rejection& why);
     bool encode_key(const Record& record, Rejection& why);
-    std::string precheck() const;  // of the record being encoded: why the table must refuse it
-    std::vector<size_t> set_aside_refused(const std::vector<size_t>& records,
-                                          std::vector<Rejected>& rejected) const;
+    std::string precheck() const;       // of the record being encoded: why the table must refuse it
     Cell& encoded_cell(size_t column);  // of the record being encoded
     void put_cell(size_t column, std::optional<std::string_view> text);
     void put_json(size_t column, json::Value value);
@@ -174,7 +170,6 @@ class PostgresTableSink : public Sink, private OffsetStore {
     std::vector<Cell> cells_;  // columns_.size() per pending record
     std::string cell_text_;
     std::string originals_;
-    std::vector<Rejected> refused_;
     std::vector<std::string> topics_;
     std::string scratch_, error_;
     JsonDecoder key_decoder_;  // record keys that are JSON objects naming key columns
