@@ -83,7 +83,12 @@ void apply_override(YAML::Node root, const std::string& assignment) {
         throw ConfigError("--set " + assignment + ": expected PATH=VALUE");
     const std::vector<std::string> parts = split(assignment.substr(0, eq), '.');
     // A plain scalar keeps no mark, so errors about it say "--set" instead of a file place.
-    YAML::Node value = YAML::Load(assignment.substr(eq + 1));
+    YAML::Node value;
+    try {
+        value = YAML::Load(assignment.substr(eq + 1));
+    } catch (const YAML::Exception& e) {
+        throw ConfigError("--set " + assignment + ": " + e.msg);
+    }
     if (value.IsScalar()) value = YAML::Node(value.Scalar());
     std::vector<YAML::Node> chain{root};
     for (size_t i = 0; i < parts.size(); ++i) {

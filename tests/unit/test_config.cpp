@@ -137,6 +137,15 @@ TEST(Config, SetOverridesByPipelineNameAndChecksTheValue) {
               "--set: pipelines[0].source.batch_size: expected an integer");
 }
 
+// Found by tests/fuzz/config.cpp: a value that is not YAML escaped as YAML::ParserException.
+TEST(Config, SetValueThatIsNoYamlIsAConfigError) {
+    EXPECT_EQ(error_of(kGood, {"pipelines.a.sink.topic=\"\\q\""}),
+              "--set pipelines.a.sink.topic=\"\\q\": unknown escape character: q");
+    EXPECT_EQ(error_of(kGood, {"pipelines.a.sink.topic=[a"})
+                  .rfind("--set pipelines.a.sink.topic=[a: ", 0),
+              0u);
+}
+
 TEST(Config, SetReachesDottedKafkaProperties) {
     TempDir dir;
     write_file(dir.file("p.yaml"), kGood);
