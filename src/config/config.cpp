@@ -184,7 +184,7 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
     std::vector<std::string> names;
     for (const auto& s : kTopLevel) names.push_back(s.name);
     for (const auto& item : root) {
-        const std::string key = item.first.as<std::string>();
+        const std::string key = key_text(item.first, file, "");
         if (std::find(names.begin(), names.end(), key) == names.end()) {
             std::string hint = did_you_mean(key, names);
             throw ConfigError(mark_of(item.first, file), "",

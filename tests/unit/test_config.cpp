@@ -146,6 +146,17 @@ TEST(Config, SetValueThatIsNoYamlIsAConfigError) {
               0u);
 }
 
+// Found by tests/fuzz/config.cpp: a key that is a list or a map escaped as
+// YAML::TypedBadConversion (an abort in validate and run).
+TEST(Config, AKeyThatIsAListOrAMapIsAConfigError) {
+    EXPECT_EQ(error_of("[a]: 1\n" + kGood),
+              "p.yaml:1:1: a key must be a plain string, not a list or a map");
+    EXPECT_EQ(error_of(with_source_line("      {x: 1}: 2")),
+              "p.yaml:7:7: pipelines[0].source: a key must be a plain string, not a list or a map");
+    EXPECT_EQ(error_of("kafka:\n  properties:\n    [a, b]: c\n" + kGood),
+              "p.yaml:3:5: kafka.properties: a key must be a plain string, not a list or a map");
+}
+
 TEST(Config, SetReachesDottedKafkaProperties) {
     TempDir dir;
     write_file(dir.file("p.yaml"), kGood);
