@@ -1,9 +1,9 @@
 #include "config/config.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
-#include <regex>
 #include <set>
 #include <sstream>
 
@@ -129,34 +129,64 @@ ConnectorConfig connector(const YAML::Node& node, const std::string& file,
 
 }  // namespace
 
+// A reference at text[at] ('$'): ${NAME} or ${NAME:-default}, ending before `end`. Scanned by
+// hand: std::regex recurses once per character and overflowed the stack on a long default.
+static bool parse_reference(const std::string& text, size_t at, std::string& name,
+                            std::optional<std::string>& fallback, size_t& end) {
+    auto name_char = [](char c, bool first) {
+        return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+               (!first && c >= '0' && c <= '9');
+    };
+    size_t i = at + 2;
+    if (text.compare(at, 2, "${") != 0 || i >= text.size() || !name_char(text[i], true))
+        return false;
+    while (i < text.size() && name_char(text[i], false)) ++i;
+    name = text.substr(at + 2, i - at - 2);
+    fallback.reset();
+    if (text.compare(i, 2, ":-") == 0) {
+        const size_t close = text.find('}', i + 2);
+        if (close == std::string::npos) return false;
+        fallback = text.substr(i + 2, close - i - 2);
+        i = close;
+    }
+    if (i >= text.size() || text[i] != '}') return false;
+    end = i + 1;
+    return true;
+}
+
 std::string expand_env(const std::string& text, const Mark& mark) {
-    static const std::regex kReference(R"(\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\})");
-    std::string out;
-    auto begin = std::sregex_iterator(text.begin(), text.end(), kReference);
-    size_t last = 0;
-    for (auto it = begin; it != std::sregex_iterator(); ++it) {
-        const std::smatch& m = *it;
-        out += text.substr(last, m.position() - last);
-        last = m.position() + m.length();
-        if (m.str() == "$$") {
+    std::string out, name;
+    std::optional<std::string> fallback;
+    size_t at = 0;
+    while (true) {
+        const size_t dollar = text.find('$', at);
+        out.append(text, at, dollar == std::string::npos ? dollar : dollar - at);
+        if (dollar == std::string::npos) return out;
+        size_t end;
+        if (text.compare(dollar, 2, "$$") == 0) {
             out += '$';
+            at = dollar + 2;
             continue;
         }
-        const char* value = std::getenv(m[1].str().c_str());
+        if (!parse_reference(text, dollar, name, fallback, end)) {
+            out += '$';  // not a reference: taken as written
+            at = dollar + 1;
+            continue;
+        }
+        at = end;
+        const char* value = std::getenv(name.c_str());
         if (value && *value)
             out += value;
-        else if (m[2].matched)
-            out += m[3].str();
+        else if (fallback)
+            out += *fallback;
         else if (value)
             out += value;
         else
             throw ConfigError(mark, "",
-                              "environment variable '" + m[1].str() +
-                                  "' is not set and has no default (write ${" + m[1].str() +
+                              "environment variable '" + name +
+                                  "' is not set and has no default (write ${" + name +
                                   ":-default})");
     }
-    out += text.substr(last);
-    return out;
 }
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
@@ -213,7 +243,13 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
     if (!pipelines || !pipelines.IsSequence() || pipelines.size() == 0)
         throw ConfigError(pipelines ? mark_of(pipelines, file) : Mark{file, 1, 1}, "pipelines",
                           "expected a non-empty list of pipelines");
-    static const std::regex kName("[A-Za-z0-9_.-]+");
+    // Checked by hand: std::regex recurses once per character (a long name overflowed the stack).
+    auto name_ok = [](const std::string& name) {
+        return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+            return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                   c == '_' || c == '.' || c == '-';
+        });
+    };
     std::set<std::string> seen;
     for (size_t i = 0; i < pipelines.size(); ++i) {
         const std::string path_i = "pipelines[" + std::to_string(i) + "]";
@@ -226,7 +262,7 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
         PipelineConfig p;
         p.name = own.str("name");
         p.mark = mark_of(node, file);
-        if (!std::regex_match(p.name, kName))
+        if (!name_ok(p.name))
             throw own.error("name",
                             "'" + p.name + "' may only contain letters, digits, '_', '.' and '-'");
         if (!seen.insert(p.name).second)

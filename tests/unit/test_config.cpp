@@ -157,6 +157,26 @@ TEST(Config, AKeyThatIsAListOrAMapIsAConfigError) {
               "p.yaml:3:5: kafka.properties: a key must be a plain string, not a list or a map");
 }
 
+// std::regex recursed once per character: a default of 50 KB, or a pipeline name of 300 KB,
+// overflowed the stack (validate died with SIGSEGV).
+TEST(Config, LongDefaultsAndNamesDoNotOverflowTheStack) {
+    const std::string long_text(1 << 20, 'x');
+    EXPECT_EQ(expand_env("${KBRIDGE_TEST_UNSET:-" + long_text + "}", Mark{}), long_text);
+    std::string text = kGood;
+    text.replace(text.find("name: a"), 7, "name: " + long_text);
+    EXPECT_EQ(error_of(text), "");
+}
+
+TEST(Config, ReferencesAreReadAsBefore) {
+    unsetenv("KBRIDGE_TEST_UNSET");
+    setenv("KBRIDGE_TEST_SET", "v", 1);
+    EXPECT_EQ(expand_env("$x $ ${1A} ${A B} ${KBRIDGE_TEST_SET", Mark{}),
+              "$x $ ${1A} ${A B} ${KBRIDGE_TEST_SET");
+    EXPECT_EQ(expand_env("${KBRIDGE_TEST_UNSET:-x${B}}-$$${KBRIDGE_TEST_SET}$", Mark{}),
+              "x${B}-$v$");
+    EXPECT_EQ(expand_env("${KBRIDGE_TEST_UNSET:-}${KBRIDGE_TEST_SET:-d}", Mark{}), "v");
+}
+
 TEST(Config, SetReachesDottedKafkaProperties) {
     TempDir dir;
     write_file(dir.file("p.yaml"), kGood);
