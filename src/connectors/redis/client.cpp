@@ -68,6 +68,8 @@ RedisUrl parse_redis_url(const std::string& url) {
         out.redacted = url;
         return out;
     }
+    // std::regex recurses once per character: a URL of ~300 KB overflowed the stack.
+    if (url.size() > 4096) throw std::invalid_argument("URL longer than 4096 bytes");
     static const std::regex kUrl(
         R"(redis://(?:([^:@/]*)(?::([^@/]*))?@)?([^:/@]+)?(?::(\d+))?(?:/(\d+))?/?)");
     std::smatch m;
@@ -81,8 +83,14 @@ RedisUrl parse_redis_url(const std::string& url) {
         out.password = m[1];  // redis://secret@host: the password alone, as redis-cli reads it
     }
     if (m[3].matched) out.host = m[3];
-    if (m[4].matched) out.port = std::stoi(m[4]);
-    if (m[5].matched) out.db = std::stoi(m[5]);
+    // Checked before stoi, whose out_of_range nobody catches.
+    auto number = [](const std::string& digits, int max, const char* what) {
+        if (digits.size() > 9 || std::stoi(digits) > max)
+            throw std::invalid_argument(std::string(what) + " " + digits + " is out of range");
+        return std::stoi(digits);
+    };
+    if (m[4].matched) out.port = number(m[4], 65535, "port");
+    if (m[5].matched) out.db = number(m[5], 1 << 30, "database number");
     out.redacted =
         "redis://" +
         std::string(out.password.empty() ? "" : (out.user.empty() ? "***@" : out.user + ":***@")) +
