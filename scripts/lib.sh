@@ -8,7 +8,7 @@ KBRIDGE_PACKAGES=(
     librdkafka-dev libhiredis-dev libpqxx-dev libcli11-dev libyaml-cpp-dev libspdlog-dev
     libsimdjson-dev libsystemd-dev libssl-dev
     redis-server postgresql kcat python3-confluent-kafka python3-kafka python3-redis
-    python3-prometheus-client time procps
+    python3-prometheus-client time procps clang libclang-rt-14-dev
 )
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

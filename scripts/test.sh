@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: once normally, once under
-# AddressSanitizer + UndefinedBehaviorSanitizer.
+# AddressSanitizer + UndefinedBehaviorSanitizer; then fuzzes every parser for 30 s each.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$KBRIDGE_ROOT"
@@ -19,4 +19,9 @@ if [[ ${KBRIDGE_SKIP_SANITIZERS:-0} != 1 ]]; then
     # A sanitizer finding exits 86, which no kbridge exit code means; leaks are findings too.
     ASAN_OPTIONS=exitcode=86:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
         ctest --test-dir build-sanitize --output-on-failure -j2
+fi
+
+if [[ ${KBRIDGE_SKIP_FUZZ:-0} != 1 ]]; then
+    say "fuzz every parser, 30 s each (scripts/fuzz.sh)"
+    scripts/fuzz.sh all 30
 fi

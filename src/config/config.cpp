@@ -4,11 +4,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <map>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <tuple>
@@ -321,8 +322,13 @@ std::string expand_env(const std::string& text, const Mark& mark) {
         const std::string inside = text.substr(dollar + 2, close - dollar - 2);
         const size_t fallback = inside.find(":-");
         const std::string name = inside.substr(0, fallback);
-        static const std::regex kName("[A-Za-z_][A-Za-z0-9_]*");
-        if (!std::regex_match(name, kName))
+        // By hand: std::regex recurses once per character (a long text overflowed the stack).
+        const bool valid_name = !name.empty() &&
+                                !std::isdigit(static_cast<unsigned char>(name[0])) &&
+                                std::all_of(name.begin(), name.end(), [](char c) {
+                                    return c == '_' || std::isalnum(static_cast<unsigned char>(c));
+                                });
+        if (!valid_name)
             throw ConfigError(mark, "",
                               "'${" + inside + "}': '" + name +
                                   "' is not an environment variable name (write $${ for a "
@@ -369,7 +375,7 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
     std::vector<std::string> names;
     for (const auto& s : kTopLevel) names.push_back(s.name);
     for (const auto& item : root) {
-        const std::string key = item.first.as<std::string>();
+        const std::string key = key_text(item.first, file, "");
         if (std::find(names.begin(), names.end(), key) == names.end()) {
             std::string hint = did_you_mean(key, names);
             throw ConfigError(mark_of(item.first, file), "",
@@ -398,7 +404,13 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
     if (!pipelines || !pipelines.IsSequence() || pipelines.size() == 0)
         throw ConfigError(pipelines ? mark_of(pipelines, file) : Mark{file, 1, 1}, "pipelines",
                           "expected a non-empty list of pipelines");
-    static const std::regex kName("[A-Za-z0-9_.-]+");
+    // Checked by hand: std::regex recurses once per character (a long name overflowed the stack).
+    auto name_ok = [](const std::string& name) {
+        return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+            return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                   c == '_' || c == '.' || c == '-';
+        });
+    };
     std::set<std::string> seen;
     for (size_t i = 0; i < pipelines.size(); ++i) {
         const std::string path_i = "pipelines[" + std::to_string(i) + "]";
@@ -411,7 +423,7 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
         PipelineConfig p;
         p.name = own.str("name");
         p.mark = mark_of(node, file);
-        if (!std::regex_match(p.name, kName))
+        if (!name_ok(p.name))
             throw own.error("name",
                             "'" + p.name + "' may only contain letters, digits, '_', '.' and '-'");
         if (!seen.insert(p.name).second)

@@ -85,6 +85,13 @@ bool parse_duration(const std::string& text, std::chrono::milliseconds& out) {
     return true;
 }
 
+std::string key_text(const YAML::Node& key, const std::string& file, const std::string& path) {
+    if (!key.IsScalar() && !key.IsNull())
+        throw ConfigError(mark_of(key, file), path,
+                          "a key must be a plain string, not a list or a map");
+    return key.as<std::string>();
+}
+
 Options::Options(const YAML::Node& node, const OptionTable& table, const std::string& file,
                  const std::string& path)
     : file_(file), path_(path), block_mark_(mark_of(node, file)), table_(&table) {
@@ -92,7 +99,7 @@ Options::Options(const YAML::Node& node, const OptionTable& table, const std::st
     std::vector<std::string> names;
     for (const auto& s : table) names.push_back(s.name);
     for (const auto& item : node) {
-        const std::string key = item.first.as<std::string>();
+        const std::string key = key_text(item.first, file, path);
         const Mark key_mark = mark_of(item.first, file);
         auto found = std::find_if(table.begin(), table.end(),
                                   [&](const OptionSpec& s) { return s.name == key; });
@@ -112,11 +119,12 @@ Options::Options(const YAML::Node& node, const OptionTable& table, const std::st
         switch (found->type) {
             case OptionType::StringMap:
                 if (!value.IsMap()) throw wrong();
-                for (const auto& entry : value)
+                for (const auto& entry : value) {
+                    const std::string name = key_text(entry.first, file, where);
                     if (!entry.second.IsScalar())
-                        throw ConfigError(mark_of(entry.second, file),
-                                          where + "." + entry.first.as<std::string>(),
+                        throw ConfigError(mark_of(entry.second, file), where + "." + name,
                                           "expected a string");
+                }
                 break;
             case OptionType::Map:
                 if (!value.IsMap()) throw wrong();

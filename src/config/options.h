@@ -61,6 +61,8 @@ private:
 };
 
 Mark mark_of(const YAML::Node& node, const std::string& file);
+// A mapping key's text; a key that is a list or a map is a ConfigError at its place.
+std::string key_text(const YAML::Node& key, const std::string& file, const std::string& path);
 std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);
 // "500ms", "30s", "5m", "1h" or a bare number of milliseconds.
 bool parse_duration(const std::string& text, std::chrono::milliseconds& out);

@@ -70,6 +70,11 @@ bool csv_to_json(std::string_view line, const CsvFormat& format, std::vector<cha
             field.assign(line.substr(at, end - at));
             at = end;
         }
+        if (!json::valid_utf8(field)) {
+            out.resize(mark);
+            error = "field " + std::to_string(column + 1) + " is not valid UTF-8";
+            return false;
+        }
         if (column < format.columns.size()) {
             if (column) out.push_back(',');
             append_json_string(format.columns[column], out);

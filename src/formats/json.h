@@ -103,6 +103,10 @@ inline Member Children::Iterator::operator*() const {
 // Undoes a JSON string's escapes (the text between the quotes, already checked).
 void unescape(std::string_view escaped, std::string& out);
 
+// True when `text` is UTF-8 as RFC 3629 has it (no overlong forms, surrogates or code points
+// past U+10FFFF): what a JSON document may hold.
+bool valid_utf8(std::string_view text);
+
 }  // namespace kbridge::json
 
 namespace kbridge {

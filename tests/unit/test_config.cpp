@@ -143,6 +143,50 @@ TEST(Config, SetOverridesByPipelineNameAndChecksTheValue) {
               "--set: pipelines[0].source.batch_size: expected an integer");
 }
 
+// Found by tests/fuzz/config.cpp: a value that is not YAML escaped as YAML::ParserException.
+TEST(Config, SetValueThatIsNoYamlIsAConfigError) {
+    EXPECT_EQ(error_of(kGood, {"pipelines.a.sink.topic=\"\\q\""}),
+              "--set pipelines.a.sink.topic=\"\\q\": unknown escape character: q");
+    EXPECT_EQ(error_of(kGood, {"pipelines.a.sink.topic=[a"})
+                  .rfind("--set pipelines.a.sink.topic=[a: ", 0),
+              0u);
+}
+
+// Found by tests/fuzz/config.cpp: a key that is a list or a map escaped as
+// YAML::TypedBadConversion (an abort in validate and run).
+TEST(Config, AKeyThatIsAListOrAMapIsAConfigError) {
+    EXPECT_EQ(error_of("[a]: 1\n" + kGood),
+              "p.yaml:1:1: a key must be a plain string, not a list or a map");
+    EXPECT_EQ(error_of(with_source_line("      {x: 1}: 2")),
+              "p.yaml:7:7: pipelines[0].source: a key must be a plain string, not a list or a map");
+    EXPECT_EQ(error_of("kafka:\n  properties:\n    [a, b]: c\n" + kGood),
+              "p.yaml:3:5: kafka.properties: a key must be a plain string, not a list or a map");
+}
+
+// std::regex recursed once per character: a default of 50 KB, or a pipeline name of 300 KB,
+// overflowed the stack (validate died with SIGSEGV).
+TEST(Config, LongDefaultsAndNamesDoNotOverflowTheStack) {
+    const std::string long_text(1 << 20, 'x');
+    EXPECT_EQ(expand_env("${KBRIDGE_TEST_UNSET:-" + long_text + "}", Mark{}), long_text);
+    std::string text = kGood;
+    text.replace(text.find("name: a"), 7, "name: " + long_text);
+    EXPECT_EQ(error_of(text), "");
+}
+
+TEST(Config, ReferencesAreReadAsBefore) {
+    unsetenv("KBRIDGE_TEST_UNSET");
+    setenv("KBRIDGE_TEST_SET", "v", 1);
+    EXPECT_EQ(expand_env("$x $ $", Mark{}), "$x $ $");
+    for (const char* bad : {"${1A}", "${A B}", "${KBRIDGE_TEST_SET", "${}"})
+        EXPECT_THROW(expand_env(bad, Mark{}), ConfigError) << bad;
+    // Long texts are scanned, not matched by a recursive regex.
+    EXPECT_EQ(expand_env("${KBRIDGE_TEST_UNSET:-" + std::string(300000, 'd') + "}", Mark{}).size(),
+              300000u);
+    EXPECT_EQ(expand_env("${KBRIDGE_TEST_UNSET:-x${B}}-$$${KBRIDGE_TEST_SET}$", Mark{}),
+              "x${B}-$v$");
+    EXPECT_EQ(expand_env("${KBRIDGE_TEST_UNSET:-}${KBRIDGE_TEST_SET:-d}", Mark{}), "v");
+}
+
 TEST(Config, SetReachesDottedKafkaProperties) {
     TempDir dir;
     write_file(dir.file("p.yaml"), kGood);

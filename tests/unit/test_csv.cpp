@@ -43,6 +43,23 @@ TEST(Csv, ABadLineSaysWhyAndLeavesNothingBehind) {
     EXPECT_TRUE(ok);
 }
 
+// Found by tests/fuzz/csv.cpp: the bytes went into the JSON as they were, so a Latin-1 line
+// gave a value no JSON reader takes.
+TEST(Csv, AFieldThatIsNotUtf8IsRefused) {
+    CsvFormat f;
+    f.columns = {"name", "city"};
+    bool ok;
+    std::string error;
+    EXPECT_EQ(to_json("Ann,S\xe3o Paulo", f, ok, error), "");
+    EXPECT_FALSE(ok);
+    EXPECT_EQ(error, "field 2 is not valid UTF-8");
+    EXPECT_EQ(to_json("\"\xed\xa0\x80\",x", f, ok, error), "");  // a surrogate
+    EXPECT_EQ(error, "field 1 is not valid UTF-8");
+    EXPECT_EQ(to_json("Ann,S\xc3\xa3o Paulo \xf0\x9f\x98\x80", f, ok, error),
+              "{\"name\":\"Ann\",\"city\":\"S\xc3\xa3o Paulo \xf0\x9f\x98\x80\"}");
+    EXPECT_TRUE(ok);
+}
+
 TEST(Csv, FieldsBecomeALineQuotedWhereNeeded) {
     CsvFormat f;
     f.delimiter = '|';

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "connectors/postgres/conninfo.h"
+#include "connectors/postgres/copy_text.h"
 #include "connectors/postgres/lanes.h"
 #include "core/runner.h"
 #include "core/shutdown.h"
@@ -49,35 +50,6 @@ const OptionTable kOptions = {
 
 constexpr int kMaxAttempts = 10;
 constexpr size_t kCopyChunk = 1 << 20;
-
-// COPY text format: backslash escapes for the characters that delimit it. Runs of plain
-// characters are appended whole: most values have no character to escape.
-void append_escaped(std::string& out, std::string_view text) {
-    size_t plain = 0;
-    for (size_t i = 0; i < text.size(); ++i) {
-        const char* escaped;
-        switch (text[i]) {
-            case '\\':
-                escaped = "\\\\";
-                break;
-            case '\n':
-                escaped = "\\n";
-                break;
-            case '\r':
-                escaped = "\\r";
-                break;
-            case '\t':
-                escaped = "\\t";
-                break;
-            default:
-                continue;
-        }
-        out.append(text.data() + plain, i - plain);
-        out += escaped;
-        plain = i + 1;
-    }
-    out.append(text.data() + plain, text.size() - plain);
-}
 
 // A JSON array as a PostgreSQL array literal: {1,2,NULL}, {"a b","c\"d"}, {{1,2},{3,4}}.
 void append_array_literal(std::string& out, json::Value array) {

@@ -63,6 +63,7 @@ redisReplyObjectFunctions kCaptureFunctions = {capture_string, capture_array, ca
 
 RedisUrl parse_redis_url(const std::string& url) {
     RedisUrl out;
+    if (url.size() > 4096) throw std::invalid_argument("URL longer than 4096 bytes");
     const char* const kExpected = "expected redis://[user:password@]host:port/db or unix:///path";
     ConnectionString parsed;
     try {
