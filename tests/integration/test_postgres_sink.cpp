@@ -219,9 +219,7 @@ void KafkaToPostgres::expect_dead_letter_before_commit(const std::string& refuse
     rd_kafka_mock_broker_set_down(dead_letters.cluster(), 1);
     {
         Process p(run_args(path), dir.path().string(), env());
-        for (int i = 0; i < 1500 && p.running() && p.err().find("waiting for") == std::string::npos;
-             ++i)
-            std::this_thread::sleep_for(10ms);
+        wait_for_stderr(p, "waiting for");
         ASSERT_TRUE(p.running()) << p.err();
         EXPECT_NE(p.err().find("to take 1 refused record(s) before committing"), std::string::npos)
             << p.err();

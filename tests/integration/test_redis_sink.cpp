@@ -148,8 +148,7 @@ TEST_F(KafkaToRedis, ExactlyOnceKeepsARefusedRecordUntilTheDeadLetterHoldsIt) {
     const std::string path =
         config("ev",
                "      command: rpush\n      key: 'list:{list}'\n      value: '{id}'\n"
-               "      exactly_once: true\n") +
-        "";
+               "      exactly_once: true\n");
     write_file(path, read_file(path) +
                          "    dead_letter: {type: kafka, topic: ev_dlq, connect_timeout: 0, "
                          "brokers: '" +
@@ -157,9 +156,7 @@ TEST_F(KafkaToRedis, ExactlyOnceKeepsARefusedRecordUntilTheDeadLetterHoldsIt) {
     rd_kafka_mock_broker_set_down(dead_letters.cluster(), 1);
     {
         Process p(run_args(path), dir.path().string(), env());
-        for (int i = 0; i < 1500 && p.running() && p.err().find("waiting for") == std::string::npos;
-             ++i)
-            std::this_thread::sleep_for(10ms);
+        wait_for_stderr(p, "waiting for");
         ASSERT_TRUE(p.running()) << p.err();
         EXPECT_EQ(redis.llen("list:a"), 99);  // applied, offsets stored: only the refusal waits
         p.signal(SIGKILL);

@@ -102,6 +102,16 @@ std::string Process::err() const {
     return read_file(err_path_);
 }
 
+bool wait_for_stderr(Process& p, const std::string& text, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (p.err().find(text) == std::string::npos) {
+        if (!p.running() || std::chrono::steady_clock::now() > deadline)
+            return p.err().find(text) != std::string::npos;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
+}
+
 std::string read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     std::stringstream ss;

@@ -46,6 +46,10 @@ private:
     std::string out_path_, err_path_;
 };
 
+// Waits (up to `timeout`) while `p` runs until its stderr holds `text`; whether it does.
+bool wait_for_stderr(Process& p, const std::string& text,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(15));
+
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& text);
 // Runs a shell command to completion and returns its stdout; fails the test on a non-zero exit.

@@ -35,11 +35,11 @@ void PostgresConnection::connect() {
         {"keepalives", "1"}, {"keepalives_idle", idle.c_str()}, {"keepalives_interval", "5"},
         {"keepalives_count", "3"}};
     std::vector<const char*> keys, values;
-    for (const auto& [key, value] : keepalives) {
-        if (std::any_of(params.begin(), params.end(), [&](const auto& p) { return p.first == key; }))
-            continue;
-        keys.push_back(key);
-        values.push_back(value);
+    for (const auto& keepalive : keepalives) {
+        const auto given = [&](const auto& p) { return p.first == keepalive.first; };
+        if (std::any_of(params.begin(), params.end(), given)) continue;
+        keys.push_back(keepalive.first);
+        values.push_back(keepalive.second);
     }
     for (const auto& [key, value] : params) {
         keys.push_back(key.c_str());
