@@ -2,6 +2,9 @@
 # Builds the libFuzzer targets of tests/fuzz (clang, AddressSanitizer + UndefinedBehaviorSanitizer)
 # and runs each over a copy of its seed corpus, so runs never grow the committed one.
 #   scripts/fuzz.sh [TARGET|all] [SECONDS]      default: every target, 30 s each
+# FUZZ_SEED=1 (the default) makes a run try the same inputs as every earlier run of its length,
+# so CI repeats what was fuzzed clean before it landed; FUZZ_SEED=0 draws a new seed each run,
+# for longer hunts.
 # Exits non-zero on any finding (crash, sanitizer report, leak, timeout, out of memory), naming the
 # input that caused it: rerun it with build-fuzz/tests/fuzz/fuzz_TARGET FILE.
 set -euo pipefail
@@ -39,7 +42,8 @@ for t in "${selected[@]}"; do
     log=$work/$t.log
     status=0
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-        "build-fuzz/tests/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+        "build-fuzz/tests/fuzz/fuzz_$t" -max_total_time="$seconds" -seed="${FUZZ_SEED:-1}" \
+        -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 -artifact_prefix="$findings/$t/" "$work/$t" >"$log" 2>&1 || status=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     if ((status == 0)); then
