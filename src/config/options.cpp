@@ -9,14 +9,22 @@ namespace {
 
 const char* type_name(OptionType type) {
     switch (type) {
-        case OptionType::String: return "a string";
-        case OptionType::Integer: return "an integer";
-        case OptionType::Boolean: return "true or false";
-        case OptionType::Duration: return "a duration (e.g. 500ms, 30s, 5m)";
-        case OptionType::Choice: return "one of the listed values";
-        case OptionType::StringMap: return "a map of strings";
-        case OptionType::StringList: return "a list of strings";
-        case OptionType::Map: return "a map";
+        case OptionType::String:
+            return "a string";
+        case OptionType::Integer:
+            return "an integer";
+        case OptionType::Boolean:
+            return "true or false";
+        case OptionType::Duration:
+            return "a duration (e.g. 500ms, 30s, 5m)";
+        case OptionType::Choice:
+            return "one of the listed values";
+        case OptionType::StringMap:
+            return "a map of strings";
+        case OptionType::StringList:
+            return "a list of strings";
+        case OptionType::Map:
+            return "a map";
     }
     return "a value";
 }
@@ -28,7 +36,8 @@ size_t edit_distance(const std::string& a, const std::string& b) {
     for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
     for (size_t i = 1; i <= a.size(); ++i)
         for (size_t j = 1; j <= b.size(); ++j) {
-            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1])});
+            d[i][j] = std::min(
+                {d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1])});
             if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
                 d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
         }
@@ -72,16 +81,20 @@ std::string did_you_mean(const std::string& word, const std::vector<std::string>
 
 bool parse_duration(const std::string& text, std::chrono::milliseconds& out) {
     size_t digits = 0;
-    while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits])))
-        ++digits;
+    while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
     int64_t number = 0;
     if (digits == 0 || !parse_integer(text.substr(0, digits), number)) return false;
     const std::string unit = text.substr(digits);
-    if (unit.empty() || unit == "ms") out = std::chrono::milliseconds(number);
-    else if (unit == "s") out = std::chrono::seconds(number);
-    else if (unit == "m") out = std::chrono::minutes(number);
-    else if (unit == "h") out = std::chrono::hours(number);
-    else return false;
+    if (unit.empty() || unit == "ms")
+        out = std::chrono::milliseconds(number);
+    else if (unit == "s")
+        out = std::chrono::seconds(number);
+    else if (unit == "m")
+        out = std::chrono::minutes(number);
+    else if (unit == "h")
+        out = std::chrono::hours(number);
+    else
+        return false;
     return true;
 }
 
@@ -114,7 +127,8 @@ Options::Options(const YAML::Node& node, const OptionTable& table, const std::st
         const Mark value_mark = mark_of(value, file);
         const std::string where = path + "." + key;
         auto wrong = [&]() {
-            return ConfigError(value_mark, where, std::string("expected ") + type_name(found->type));
+            return ConfigError(value_mark, where,
+                               std::string("expected ") + type_name(found->type));
         };
         switch (found->type) {
             case OptionType::StringMap:
@@ -184,7 +198,9 @@ int64_t Options::integer(const std::string& name) const {
     return out;
 }
 
-bool Options::boolean(const std::string& name) const { return str(name) == "true"; }
+bool Options::boolean(const std::string& name) const {
+    return str(name) == "true";
+}
 
 std::chrono::milliseconds Options::duration(const std::string& name) const {
     std::chrono::milliseconds out{0};

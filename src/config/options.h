@@ -29,7 +29,7 @@ using OptionTable = std::vector<OptionSpec>;
 
 // Validated options of one block (a source, a sink, ...). Values keep their place in the file.
 class Options {
-public:
+  public:
     Options() = default;
     // Checks `node` against `table`: unknown keys (with a did-you-mean), types, choices and
     // required keys. `path` names the block in messages, e.g. "pipelines[0].source".
@@ -50,7 +50,7 @@ public:
     const std::string& path() const { return path_; }
     ConfigError error(const std::string& name, const std::string& message) const;
 
-private:
+  private:
     const OptionSpec& spec(const std::string& name) const;
 
     std::string file_;

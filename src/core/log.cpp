@@ -17,15 +17,26 @@ bool g_json = false;
 
 // The message as a JSON string body: quotes, backslashes and control characters escaped.
 class JsonMessageFlag : public spdlog::custom_flag_formatter {
-public:
-    void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+  public:
+    void format(const spdlog::details::log_msg& msg, const std::tm&,
+                spdlog::memory_buf_t& dest) override {
         for (char c : msg.payload) {
             switch (c) {
-                case '"': dest.append(std::string_view("\\\"")); break;
-                case '\\': dest.append(std::string_view("\\\\")); break;
-                case '\n': dest.append(std::string_view("\\n")); break;
-                case '\r': dest.append(std::string_view("\\r")); break;
-                case '\t': dest.append(std::string_view("\\t")); break;
+                case '"':
+                    dest.append(std::string_view("\\\""));
+                    break;
+                case '\\':
+                    dest.append(std::string_view("\\\\"));
+                    break;
+                case '\n':
+                    dest.append(std::string_view("\\n"));
+                    break;
+                case '\r':
+                    dest.append(std::string_view("\\r"));
+                    break;
+                case '\t':
+                    dest.append(std::string_view("\\t"));
+                    break;
                 default:
                     if (static_cast<unsigned char>(c) < 0x20) {
                         char escaped[8];
@@ -68,19 +79,23 @@ class ScrubbingSink : public spdlog::sinks::base_sink<spdlog::details::null_mute
 
 }  // namespace
 
-bool json_logs() { return g_json; }
+bool json_logs() {
+    return g_json;
+}
 
 void setup_logging(const std::string& level, const std::string& format) {
     const auto parsed = spdlog::level::from_str(level);
     if (parsed == spdlog::level::off && level != "off")
-        throw std::invalid_argument("unknown log level '" + level + "' (trace, debug, info, warn, error)");
+        throw std::invalid_argument("unknown log level '" + level +
+                                    "' (trace, debug, info, warn, error)");
     // ScrubbingSink keeps no state of its own, so it needs no lock; the inner sink has one.
     auto logger = std::make_shared<spdlog::logger>(
         "kbridge",
         std::make_shared<ScrubbingSink>(std::make_shared<spdlog::sinks::stderr_color_sink_mt>()));
     if (format == "json") {
         g_json = true;
-        auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
+        auto formatter =
+            std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
         formatter->add_flag<JsonMessageFlag>('*').set_pattern(
             R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","message":"%*"})");
         logger->set_formatter(std::move(formatter));

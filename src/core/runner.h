@@ -45,7 +45,7 @@ struct PipelineStats {
                                                 0.5,   1,    2.5,   5,    10};
     std::atomic<uint64_t> latency_buckets[std::size(kLatencyBounds) + 1] = {};
     std::atomic<uint64_t> latency_sum_us{0};
-    std::atomic<int64_t> lag{-1};  // Source::lag(); -1: unknown
+    std::atomic<int64_t> lag{-1};            // Source::lag(); -1: unknown
     std::atomic<int64_t> blocked_ms{-1};     // Source::blocked_seconds(); -1: unknown
     std::atomic<bool> source_healthy{true};  // Source::healthy()
     std::atomic<uint64_t> retried{0};
@@ -57,7 +57,7 @@ struct RunSettings {
     bool progress = false;  // a live line on stderr (a terminal, --once)
     size_t max_in_flight = 50000;
     size_t dry_run_records =
-        0;  // > 0: print that many records as the sink would write them, no more
+        0;                  // > 0: print that many records as the sink would write them, no more
     std::string state_dir;  // where records too large for any sink are quarantined
 };
 

@@ -13,7 +13,9 @@ Template::Template(const std::string& text) : text_(text) {
             ++i;
             continue;
         }
-        if (c == '}') throw std::invalid_argument("'}' without '{' in template '" + text + "' (write '}}' for a literal brace)");
+        if (c == '}')
+            throw std::invalid_argument("'}' without '{' in template '" + text +
+                                        "' (write '}}' for a literal brace)");
         if (c != '{') {
             literal += c;
             continue;
@@ -22,21 +24,29 @@ Template::Template(const std::string& text) : text_(text) {
         if (close == std::string::npos)
             throw std::invalid_argument("unclosed '{' in template '" + text + "'");
         const std::string name = text.substr(i + 1, close - i - 1);
-        if (name.empty()) throw std::invalid_argument("empty field name '{}' in template '" + text + "'");
+        if (name.empty())
+            throw std::invalid_argument("empty field name '{}' in template '" + text + "'");
         if (!literal.empty()) segments_.push_back({Kind::Literal, std::move(literal), {}});
         literal.clear();
         Segment s{Kind::Field, name, {}};
-        if (name == "_key") s.kind = Kind::Key;
-        else if (name == "_topic") s.kind = Kind::Topic;
-        else if (name == "_partition") s.kind = Kind::Partition;
-        else if (name == "_offset") s.kind = Kind::Offset;
-        else if (name == "_timestamp") s.kind = Kind::Timestamp;
+        if (name == "_key")
+            s.kind = Kind::Key;
+        else if (name == "_topic")
+            s.kind = Kind::Topic;
+        else if (name == "_partition")
+            s.kind = Kind::Partition;
+        else if (name == "_offset")
+            s.kind = Kind::Offset;
+        else if (name == "_timestamp")
+            s.kind = Kind::Timestamp;
         else {
             size_t start = 0;
             while (true) {
                 const size_t dot = name.find('.', start);
                 std::string part = name.substr(start, dot == std::string::npos ? dot : dot - start);
-                if (part.empty()) throw std::invalid_argument("empty part in field name '" + name + "' in template '" + text + "'");
+                if (part.empty())
+                    throw std::invalid_argument("empty part in field name '" + name +
+                                                "' in template '" + text + "'");
                 s.path.push_back(std::move(part));
                 if (dot == std::string::npos) break;
                 start = dot + 1;
@@ -58,7 +68,9 @@ bool Template::render(const Record& record, const json::Value* fields, std::stri
                       std::string& error) const {
     for (const auto& s : segments_) {
         switch (s.kind) {
-            case Kind::Literal: out += s.literal; break;
+            case Kind::Literal:
+                out += s.literal;
+                break;
             case Kind::Key:
                 if (!record.key) {
                     error = "the record has no key for {_key}";
@@ -66,10 +78,18 @@ bool Template::render(const Record& record, const json::Value* fields, std::stri
                 }
                 out += *record.key;
                 break;
-            case Kind::Topic: out += record.topic; break;
-            case Kind::Partition: out += std::to_string(record.partition); break;
-            case Kind::Offset: out += std::to_string(record.offset); break;
-            case Kind::Timestamp: out += std::to_string(record.timestamp); break;
+            case Kind::Topic:
+                out += record.topic;
+                break;
+            case Kind::Partition:
+                out += std::to_string(record.partition);
+                break;
+            case Kind::Offset:
+                out += std::to_string(record.offset);
+                break;
+            case Kind::Timestamp:
+                out += std::to_string(record.timestamp);
+                break;
             case Kind::Field: {
                 if (!fields) {
                     error = "field '" + s.literal + "' needs format: json";

@@ -9,7 +9,7 @@
 namespace kbridge {
 
 class Template {
-public:
+  public:
     // Throws std::invalid_argument naming the problem (unclosed brace, empty field name).
     explicit Template(const std::string& text);
 
@@ -19,7 +19,7 @@ public:
     bool needs_fields() const;
     const std::string& text() const { return text_; }
 
-private:
+  private:
     enum class Kind { Literal, Field, Key, Topic, Partition, Offset, Timestamp };
     struct Segment {
         Kind kind;

@@ -8,7 +8,6 @@
 
 #include "connectors/postgres/conninfo.h"
 #include "core/secrets.h"
-
 #include "core/wait.h"
 
 namespace kbridge {
@@ -31,9 +30,10 @@ void PostgresConnection::connect() {
     // the URL's own settings win.
     const std::string idle = std::to_string(std::max<long long>(
         1, std::chrono::duration_cast<std::chrono::seconds>(connect_timeout_).count()));
-    const std::pair<const char*, const char*> keepalives[] = {
-        {"keepalives", "1"}, {"keepalives_idle", idle.c_str()}, {"keepalives_interval", "5"},
-        {"keepalives_count", "3"}};
+    const std::pair<const char*, const char*> keepalives[] = {{"keepalives", "1"},
+                                                              {"keepalives_idle", idle.c_str()},
+                                                              {"keepalives_interval", "5"},
+                                                              {"keepalives_count", "3"}};
     std::vector<const char*> keys, values;
     for (const auto& keepalive : keepalives) {
         const auto given = [&](const auto& p) { return p.first == keepalive.first; };

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <thread>
 
-#include "core/wait.h"
 #include "connectors/postgres/conninfo.h"
+#include "core/wait.h"
 
 namespace kbridge {
 namespace {

@@ -8,7 +8,6 @@
 #include <cstring>
 
 #include "core/secrets.h"
-
 #include "core/wait.h"
 
 namespace kbridge {
