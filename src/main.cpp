@@ -22,12 +22,14 @@ int main(int argc, char** argv) {
     run_cmd->add_option("--set", run.overrides, "override a config value: PATH=VALUE (repeatable)");
     run_cmd->add_option("--state-dir", run.state_dir, "positions and locks");
     run_cmd->add_option("--metrics-file", run.metrics_file,
-                        "write Prometheus metrics here at exit");
+                        "write Prometheus metrics here every 5 s and at exit");
     run_cmd->add_flag(
         "--dry-run", run.dry_run,
         "print each pipeline's first 10 records as they would be written; take and write nothing");
     run_cmd->add_option("--metrics-port", run.metrics_port,
-                        "serve Prometheus /metrics and /health on this port");
+                        "serve Prometheus /metrics and /health on 127.0.0.1:PORT");
+    run_cmd->add_option("--metrics-address", run.metrics_address,
+                        "serve /metrics and /health on HOST:PORT (:PORT: every interface)");
     run_cmd->add_option("--stats-json", run.stats_json, "write the run summary here as JSON");
     run_cmd->add_option("--log-level", log_level, "trace|debug|info|warn|error");
     run_cmd->add_option("--log-format", log_format, "text|json");

@@ -25,6 +25,8 @@ std::vector<BuiltPipeline> build_pipelines(const Config& config,
                              dry_run, p.source.type};
         BuiltPipeline b;
         b.name = p.name;
+        b.source_type = p.source.type;
+        b.sink_type = p.sink.type;
         b.source = make_source(p.source, ctx);
         b.sink = make_sink(p.sink, ctx);
         if (p.dead_letter) b.dead_letter = make_sink(*p.dead_letter, ctx);

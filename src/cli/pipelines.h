@@ -11,6 +11,7 @@ namespace kbridge {
 
 struct BuiltPipeline {
     std::string name;
+    std::string source_type, sink_type;  // their `type:`
     std::unique_ptr<Source> source;
     std::unique_ptr<Sink> sink;
     std::unique_ptr<Sink> dead_letter;

@@ -14,42 +14,70 @@ namespace kbridge {
 namespace {
 
 bool g_json = false;
+// ,"pipeline":...,"source":...,"sink":... of the thread's LogContext, if any.
+thread_local const std::string* t_context = nullptr;
+// ,"name":value,... of the log_event() call being logged on this thread.
+thread_local const std::string* t_event = nullptr;
 
-// The message as a JSON string body: quotes, backslashes and control characters escaped.
+// `text` as a JSON string body: quotes, backslashes and control characters escaped.
+template <typename Out>
+void append_escaped(std::string_view text, Out& dest) {
+    for (char c : text) {
+        switch (c) {
+            case '"':
+                dest.append(std::string_view("\\\""));
+                break;
+            case '\\':
+                dest.append(std::string_view("\\\\"));
+                break;
+            case '\n':
+                dest.append(std::string_view("\\n"));
+                break;
+            case '\r':
+                dest.append(std::string_view("\\r"));
+                break;
+            case '\t':
+                dest.append(std::string_view("\\t"));
+                break;
+            default:
+                if (static_cast<unsigned char>(c) < 0x20) {
+                    char escaped[8];
+                    std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
+                    dest.append(std::string_view(escaped));
+                } else {
+                    dest.push_back(c);
+                }
+        }
+    }
+}
+
+std::string json_string(std::string_view text) {
+    std::string out = "\"";
+    append_escaped(text, out);
+    return out + "\"";
+}
+
 class JsonMessageFlag : public spdlog::custom_flag_formatter {
   public:
     void format(const spdlog::details::log_msg& msg, const std::tm&,
                 spdlog::memory_buf_t& dest) override {
-        for (char c : msg.payload) {
-            switch (c) {
-                case '"':
-                    dest.append(std::string_view("\\\""));
-                    break;
-                case '\\':
-                    dest.append(std::string_view("\\\\"));
-                    break;
-                case '\n':
-                    dest.append(std::string_view("\\n"));
-                    break;
-                case '\r':
-                    dest.append(std::string_view("\\r"));
-                    break;
-                case '\t':
-                    dest.append(std::string_view("\\t"));
-                    break;
-                default:
-                    if (static_cast<unsigned char>(c) < 0x20) {
-                        char escaped[8];
-                        std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
-                        dest.append(std::string_view(escaped));
-                    } else {
-                        dest.push_back(c);
-                    }
-            }
-        }
+        append_escaped(std::string_view(msg.payload.data(), msg.payload.size()), dest);
     }
     std::unique_ptr<custom_flag_formatter> clone() const override {
         return std::make_unique<JsonMessageFlag>();
+    }
+};
+
+// The fields of the thread's context and of the event being logged, each with a leading comma.
+class JsonFieldsFlag : public spdlog::custom_flag_formatter {
+  public:
+    void format(const spdlog::details::log_msg&, const std::tm&,
+                spdlog::memory_buf_t& dest) override {
+        if (t_context) dest.append(std::string_view(*t_context));
+        if (t_event) dest.append(std::string_view(*t_event));
+    }
+    std::unique_ptr<custom_flag_formatter> clone() const override {
+        return std::make_unique<JsonFieldsFlag>();
     }
 };
 
@@ -79,6 +107,49 @@ class ScrubbingSink : public spdlog::sinks::base_sink<spdlog::details::null_mute
 
 }  // namespace
 
+LogField log_field(std::string name, const std::string& text) {
+    return {std::move(name), json_string(scrub_secrets(text))};
+}
+LogField log_field(std::string name, const char* text) {
+    return log_field(std::move(name), std::string(text));
+}
+LogField log_field(std::string name, int64_t number) {
+    return {std::move(name), std::to_string(number)};
+}
+LogField log_field(std::string name, uint64_t number) {
+    return {std::move(name), std::to_string(number)};
+}
+LogField log_field(std::string name, int number) {
+    return {std::move(name), std::to_string(number)};
+}
+LogField log_field(std::string name, double number) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3f", number);
+    return {std::move(name), text};
+}
+
+LogContext::LogContext(const std::string& pipeline, const std::string& source,
+                       const std::string& sink)
+    : fields_(",\"pipeline\":" + json_string(pipeline) + ",\"source\":" + json_string(source) +
+              ",\"sink\":" + json_string(sink)),
+      outer_(t_context) {
+    t_context = &fields_;
+}
+
+LogContext::~LogContext() {
+    t_context = outer_;
+}
+
+void log_event(spdlog::level::level_enum level, const std::vector<LogField>& fields,
+               const std::string& message) {
+    std::string encoded;
+    for (const auto& f : fields) encoded += "," + json_string(f.name) + ":" + f.json;
+    const std::string* outer = t_event;
+    t_event = &encoded;
+    spdlog::log(level, "{}", message);
+    t_event = outer;
+}
+
 bool json_logs() {
     return g_json;
 }
@@ -96,8 +167,9 @@ void setup_logging(const std::string& level, const std::string& format) {
         g_json = true;
         auto formatter =
             std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
-        formatter->add_flag<JsonMessageFlag>('*').set_pattern(
-            R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","message":"%*"})");
+        formatter->add_flag<JsonMessageFlag>('*');
+        formatter->add_flag<JsonFieldsFlag>('&').set_pattern(
+            R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","message":"%*"%&})");
         logger->set_formatter(std::move(formatter));
     } else if (format == "text") {
         logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");

@@ -3,6 +3,7 @@
 #include <systemd/sd-daemon.h>
 
 #include <cstdlib>
+#include <ctime>
 
 namespace kbridge {
 
@@ -24,6 +25,13 @@ void SystemdNotifier::ready() {
 }
 void SystemdNotifier::stopping() {
     send("STOPPING=1");
+}
+void SystemdNotifier::reloading() {
+    // Type=notify-reload (systemd 253) wants the monotonic time with it.
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    send("RELOADING=1\nMONOTONIC_USEC=" +
+         std::to_string(static_cast<uint64_t>(now.tv_sec) * 1000000 + now.tv_nsec / 1000));
 }
 void SystemdNotifier::status(const std::string& text) {
     send("STATUS=" + text);

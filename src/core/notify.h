@@ -1,7 +1,8 @@
 #pragma once
-// systemd's notify protocol (Type=notify units): READY=1 once every pipeline is connected,
-// STATUS= with live counts, WATCHDOG=1 while WatchdogSec= is set, STOPPING=1 on SIGTERM. Without
-// $NOTIFY_SOCKET (not under systemd) every call does nothing.
+// systemd's notify protocol (Type=notify units): READY=1 once the config is read and the locks
+// are taken (endpoints may still be unreachable: STATUS= says so), STATUS= with live counts,
+// WATCHDOG=1 while WatchdogSec= is set, RELOADING=1 then READY=1 around a SIGHUP reload,
+// STOPPING=1 on SIGTERM. Without $NOTIFY_SOCKET (not under systemd) every call does nothing.
 #include <chrono>
 #include <string>
 
@@ -12,6 +13,7 @@ class SystemdNotifier {
     SystemdNotifier();
     void ready();
     void stopping();
+    void reloading();
     void status(const std::string& text);
     // Pets the watchdog if systemd asked for one; call at least every watchdog_interval().
     void watchdog();

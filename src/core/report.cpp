@@ -9,6 +9,8 @@
 #include <optional>
 #include <stdexcept>
 
+#include "core/process_metrics.h"
+
 namespace kbridge {
 namespace {
 
@@ -23,13 +25,19 @@ std::string escaped(const std::string& text) {
     return out;
 }
 
+// The labels of every per-pipeline sample: which pipeline, and the `type:` of its ends.
+std::string labels(const PipelineRunner& r) {
+    return "pipeline=\"" + escaped(r.name()) + "\",source=\"" + escaped(r.source_type()) +
+           "\",sink=\"" + escaped(r.sink_type()) + "\"";
+}
+
 std::string batch_latency_histogram(const std::vector<std::unique_ptr<PipelineRunner>>& runners) {
     std::string out =
         "# HELP kbridge_batch_latency_seconds Seconds from reading a batch to acknowledging it "
         "at the source.\n# TYPE kbridge_batch_latency_seconds histogram\n";
     for (const auto& r : runners) {
         const PipelineStats& s = r->stats();
-        const std::string pipeline = "pipeline=\"" + escaped(r->name()) + "\"";
+        const std::string pipeline = labels(*r);
         uint64_t cumulative = 0;
         for (size_t i = 0; i <= std::size(PipelineStats::kLatencyBounds); ++i) {
             cumulative += s.latency_buckets[i];
@@ -110,15 +118,24 @@ std::string prometheus_text(const std::vector<std::unique_ptr<PipelineRunner>>& 
              std::snprintf(seconds, sizeof seconds, "%.3f", ms / 1000.0);
              return seconds;
          }},
+        {"kbridge_last_success_timestamp_seconds", "gauge",
+         "Unix time the pipeline last acknowledged a batch or found its source caught up with "
+         "nothing in flight.",
+         [](const PipelineRunner& r) -> std::optional<std::string> {
+             const int64_t ms = r.stats().last_success_unix_ms;
+             if (ms <= 0) return std::nullopt;  // not yet
+             char seconds[32];
+             std::snprintf(seconds, sizeof seconds, "%.3f", ms / 1000.0);
+             return seconds;
+         }},
     };
-    std::string out;
+    std::string out = build_info_text();
     for (const auto& f : kFamilies) {
         out += std::string("# HELP ") + f.name + " " + f.help + "\n# TYPE " + f.name + " " +
                f.type + "\n";
         for (const auto& r : runners)
             if (const auto value = f.value(*r))
-                out += std::string(f.name) + "{pipeline=\"" + escaped(r->name()) + "\"} " + *value +
-                       "\n";
+                out += std::string(f.name) + "{" + labels(*r) + "} " + *value + "\n";
     }
     out += batch_latency_histogram(runners);
     return out;

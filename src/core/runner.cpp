@@ -6,10 +6,18 @@
 #include <cstdio>
 #include <thread>
 
+#include "core/log.h"
+
 namespace kbridge {
 namespace {
 
 using std::chrono::milliseconds;
+
+int64_t unix_ms() {
+    return std::chrono::duration_cast<milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
 
 // Enough of a record to find it, without flooding the log.
 std::string describe_record(const Record& record) {
@@ -47,6 +55,7 @@ PipelineRunner::~PipelineRunner() {
 }
 
 int PipelineRunner::run(const std::atomic<bool>& stop) {
+    const LogContext context(name_, source_type_, sink_type_);
     started_ = last_progress_ = std::chrono::steady_clock::now();
     started_ms_ = steady_ms();
     beat();
@@ -66,7 +75,10 @@ int PipelineRunner::run(const std::atomic<bool>& stop) {
                 break;
             }
             if (settings_.once || unreachable.empty()) {
-                spdlog::error("pipeline {}: {}", name_, e.what());
+                log_event(spdlog::level::err,
+                          {log_field("event", "pipeline_failed"),
+                           log_field("error_class", unreachable.empty() ? "fatal" : "unreachable")},
+                          "pipeline " + name_ + ": " + e.what());
                 fatal_ = true;
                 break;
             }
@@ -74,8 +86,14 @@ int PipelineRunner::run(const std::atomic<bool>& stop) {
             // gives again what it could not acknowledge, and the connection is retried.
             stats_.connected = false;
             ++stats_.reconnects;
-            spdlog::warn("pipeline {}: {} is unreachable: {}; retrying in {} s", name_, unreachable,
-                         e.what(), backoff.count() / 1000.0);
+            set_unreachable(unreachable);
+            log_event(spdlog::level::warn,
+                      {log_field("event", "endpoint_unreachable"),
+                       log_field("error_class", "unreachable"), log_field("endpoint", unreachable),
+                       log_field("retry_in_seconds", backoff.count() / 1000.0),
+                       log_field("reconnects", stats_.reconnects.load())},
+                      fmt::format("pipeline {}: {} is unreachable: {}; retrying in {} s", name_,
+                                  unreachable, e.what(), backoff.count() / 1000.0));
             settle_after_loss();
             wait_for(stop, backoff);
             backoff = std::min(backoff * 2, milliseconds(30000));
@@ -86,11 +104,14 @@ int PipelineRunner::run(const std::atomic<bool>& stop) {
     try {
         if (source_connected_) source_->close();
     } catch (const std::exception& e) {
-        spdlog::error("pipeline {}: closing {}: {}", name_, source_->describe(), e.what());
+        log_event(spdlog::level::err,
+                  {log_field("event", "pipeline_failed"), log_field("error_class", "fatal")},
+                  fmt::format("pipeline {}: closing {}: {}", name_, source_->describe(), e.what()));
         fatal_ = true;
     }
     if (settings_.progress) show_progress(true);
     stats_.seconds =
+        earlier_seconds_ +
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     finished_ = true;
     return fatal_ ? 1 : 0;
@@ -112,9 +133,14 @@ void PipelineRunner::connect_endpoints() {
         dead_letter_connected_ = true;
     }
     if (first && settings_.progress) total_ = source_->backlog();
-    if (!first) spdlog::info("pipeline {}: connected again", name_);
+    if (!first)
+        log_event(
+            spdlog::level::info,
+            {log_field("event", "reconnected"), log_field("reconnects", stats_.reconnects.load())},
+            "pipeline " + name_ + ": connected again");
     ever_connected_ = true;
     stats_.connected = true;
+    set_unreachable("");
 }
 
 void PipelineRunner::loop(const std::atomic<bool>& stop) {
@@ -129,6 +155,8 @@ void PipelineRunner::loop(const std::atomic<bool>& stop) {
         // Block in the source only when nothing awaits a delivery report.
         const ReadStatus status =
             source_->read(batch, in_flight_ ? milliseconds(0) : milliseconds(500));
+        if (status != ReadStatus::Records && in_flight_ == 0)
+            stats_.last_success_unix_ms = unix_ms();  // caught up, everything acknowledged
         if (status == ReadStatus::End) break;
         if (status == ReadStatus::Records && settings_.dry_run_records) {
             preview(batch);
@@ -168,15 +196,20 @@ void PipelineRunner::settle_after_loss() {
             if (dead_letter_) dead_letter_->poll(milliseconds(0));
         }
     } catch (const std::exception& e) {
-        spdlog::error("pipeline {}: {}", name_, e.what());
+        log_event(spdlog::level::err,
+                  {log_field("event", "pipeline_failed"), log_field("error_class", "fatal")},
+                  "pipeline " + name_ + ": " + e.what());
         fatal_ = true;  // the sink cannot say what became of its records: stop as after a crash
         return;
     }
     try {
         ack_completed();
     } catch (const std::exception& e) {
-        spdlog::warn("pipeline {}: {} batches not acknowledged will be read again: {}", name_,
-                     batches_.size(), e.what());
+        log_event(spdlog::level::warn,
+                  {log_field("event", "batches_not_acknowledged"),
+                   log_field("error_class", "unreachable"), log_field("batches", batches_.size())},
+                  fmt::format("pipeline {}: {} batches not acknowledged will be read again: {}",
+                              name_, batches_.size(), e.what()));
     }
     if (fatal_) return;
     batches_.clear();
@@ -200,8 +233,38 @@ bool PipelineRunner::records_pending() const {
 double PipelineRunner::elapsed_seconds() const {
     if (finished_) return stats_.seconds;
     const int64_t started = started_ms_.load();
-    if (started == 0) return 0;
-    return (steady_ms() - started) / 1000.0;
+    if (started == 0) return earlier_seconds_;
+    return earlier_seconds_ + (steady_ms() - started) / 1000.0;
+}
+
+void PipelineRunner::set_types(std::string source, std::string sink) {
+    source_type_ = std::move(source);
+    sink_type_ = std::move(sink);
+}
+
+void PipelineRunner::continue_from(const PipelineRunner& earlier) {
+    const PipelineStats& e = earlier.stats_;
+    stats_.read = e.read.load();
+    stats_.delivered = e.delivered.load();
+    stats_.dead_lettered = e.dead_lettered.load();
+    stats_.reconnects = e.reconnects.load();
+    stats_.retried = e.retried.load();
+    earlier_retried_ = e.retried.load();
+    stats_.last_success_unix_ms = e.last_success_unix_ms.load();
+    for (size_t i = 0; i < std::size(e.latency_buckets); ++i)
+        stats_.latency_buckets[i] = e.latency_buckets[i].load();
+    stats_.latency_sum_us = e.latency_sum_us.load();
+    earlier_seconds_ = earlier.elapsed_seconds();
+}
+
+std::string PipelineRunner::unreachable() const {
+    std::lock_guard<std::mutex> lock(unreachable_mutex_);
+    return unreachable_;
+}
+
+void PipelineRunner::set_unreachable(const std::string& endpoints) {
+    std::lock_guard<std::mutex> lock(unreachable_mutex_);
+    unreachable_ = endpoints;
 }
 
 int64_t PipelineRunner::steady_ms() {
@@ -231,7 +294,8 @@ void PipelineRunner::sample_gauges(bool now) {
     const auto blocked = source_->blocked_seconds();
     stats_.blocked_ms = blocked ? static_cast<int64_t>(*blocked * 1000) : -1;
     stats_.source_healthy = source_->healthy();
-    stats_.retried = sink_->retried() + (dead_letter_ ? dead_letter_->retried() : 0);
+    stats_.retried =
+        earlier_retried_ + sink_->retried() + (dead_letter_ ? dead_letter_->retried() : 0);
 }
 
 void PipelineRunner::beat() {
@@ -351,8 +415,11 @@ bool PipelineRunner::dead_letter(BatchState* batch, Record record, const Rejecti
                         "; no dead_letter is configured, so it stays in the source");
         return false;
     }
-    spdlog::warn("pipeline {}: dead-lettering a record from {} ({}): {}: {}", name_,
-                 source_->describe(), describe_record(record), why.reason, why.detail);
+    log_event(spdlog::level::warn,
+              {log_field("event", "dead_letter"), log_field("error_class", "refused"),
+               log_field("reason", why.reason)},
+              fmt::format("pipeline {}: dead-lettering a record from {} ({}): {}: {}", name_,
+                          source_->describe(), describe_record(record), why.reason, why.detail));
     record.headers.push_back({"kbridge.error.reason", why.reason});
     record.headers.push_back({"kbridge.error.message", why.detail});
     record.headers.push_back({"kbridge.pipeline", name_});
@@ -415,7 +482,10 @@ void PipelineRunner::fail_sent(BatchState* batch, const std::string& error) {
 }
 
 void PipelineRunner::stop_batch(BatchState* batch, const std::string& error) {
-    if (!fatal_) spdlog::error("pipeline {}: {}", name_, error);
+    if (!fatal_)
+        log_event(spdlog::level::err,
+                  {log_field("event", "pipeline_failed"), log_field("error_class", "fatal")},
+                  "pipeline " + name_ + ": " + error);
     fatal_ = true;
     batch->failed = true;
 }
@@ -491,6 +561,7 @@ void PipelineRunner::ack_completed() {
         try {
             if (front.ack) front.ack(front.size);
             observe_latency(front.read_ms);
+            stats_.last_success_unix_ms = unix_ms();
         } catch (const std::exception& e) {
             // Lost the source in follow mode: the run loop reconnects and reads them again.
             if (!settings_.once && !source_->reachable()) throw;
@@ -517,7 +588,9 @@ void PipelineRunner::drain() {
         }
         ack_completed();
     } catch (const std::exception& e) {
-        spdlog::error("pipeline {}: while draining: {}", name_, e.what());
+        log_event(spdlog::level::err,
+                  {log_field("event", "pipeline_failed"), log_field("error_class", "fatal")},
+                  "pipeline " + name_ + ": while draining: " + e.what());
         fatal_ = true;
     }
 }

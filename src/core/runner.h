@@ -8,6 +8,7 @@
 #include <functional>
 #include <iterator>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,6 +51,9 @@ struct PipelineStats {
     std::atomic<bool> source_healthy{true};  // Source::healthy()
     std::atomic<uint64_t> retried{0};
     std::atomic<uint64_t> reconnects{0};  // follow mode: outages of an endpoint retried
+    // Unix time in ms the pipeline last acknowledged a batch or found its source caught up with
+    // nothing in flight; 0: not yet.
+    std::atomic<int64_t> last_success_unix_ms{0};
 };
 
 struct RunSettings {
@@ -71,6 +75,16 @@ class PipelineRunner : private DeliveryListener {
     int run(const std::atomic<bool>& stop);
     const PipelineStats& stats() const { return stats_; }
     const std::string& name() const { return name_; }
+    // The `type:` of its source and sink, for metric labels and log fields.
+    void set_types(std::string source, std::string sink);
+    const std::string& source_type() const { return source_type_; }
+    const std::string& sink_type() const { return sink_type_; }
+    // A reload's runner of the same pipeline carries on the counts of the one it replaces
+    // (call before run(); `earlier` has finished).
+    void continue_from(const PipelineRunner& earlier);
+    // The endpoints it cannot reach and keeps retrying; empty while connected or connecting
+    // the first time. Safe from other threads.
+    std::string unreachable() const;
     // Seconds since the run started (its total once it ended); safe from other threads.
     double elapsed_seconds() const;
     // The steady clock in milliseconds, as heartbeat_ms holds it.
@@ -120,7 +134,10 @@ class PipelineRunner : private DeliveryListener {
     void observe_latency(int64_t read_ms);
     void sample_gauges(bool now);
 
+    void set_unreachable(const std::string& endpoints);
+
     std::string name_;
+    std::string source_type_, sink_type_;
     std::unique_ptr<Source> source_;
     std::unique_ptr<Sink> sink_;
     std::unique_ptr<Sink> dead_letter_;
@@ -145,6 +162,10 @@ class PipelineRunner : private DeliveryListener {
     std::chrono::steady_clock::time_point started_, last_progress_;
     std::atomic<int64_t> started_ms_{0};
     std::atomic<bool> finished_{false};
+    double earlier_seconds_ = 0;  // run by the runners this one continues (reloads)
+    uint64_t earlier_retried_ = 0;
+    mutable std::mutex unreachable_mutex_;
+    std::string unreachable_;
 };
 
 }  // namespace kbridge

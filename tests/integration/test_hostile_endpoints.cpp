@@ -123,9 +123,10 @@ TEST_P(SilentEndpoint, FollowModeRetriesAsUnreachableAndStopsOnSigterm) {
     const int code = run.wait(kNoHang);
     EXPECT_LT(seconds_since(stopped_at), 5.0) << run.err();
     EXPECT_EQ(code, 0) << run.err();
-    EXPECT_NE(read_file(metrics).find("kbridge_connected{pipeline=\"hostile\"} 0\n"),
-              std::string::npos)
-        << read_file(metrics);
+    const std::string text = read_file(metrics);
+    const auto at = text.find("kbridge_connected{pipeline=\"hostile\",");
+    ASSERT_NE(at, std::string::npos) << text;
+    EXPECT_EQ(text.substr(text.find('\n', at) - 3, 4), "} 0\n") << text;
 }
 
 // With the default connect_timeout (10 s) a signal still ends the run within 5 s, and a second

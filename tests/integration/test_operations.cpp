@@ -15,6 +15,7 @@
 
 #include "connectors/kafka/embedded.h"
 #include "support/kafka_check.h"
+#include "support/notify_socket.h"
 #include "support/process.h"
 #include "support/servers.h"
 
@@ -22,40 +23,6 @@ namespace kbridge::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-// A datagram socket like the one systemd gives a Type=notify service in $NOTIFY_SOCKET.
-class NotifySocket {
-  public:
-    explicit NotifySocket(const std::string& path) : path_(path) {
-        fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        sockaddr_un address{};
-        address.sun_family = AF_UNIX;
-        std::snprintf(address.sun_path, sizeof address.sun_path, "%s", path.c_str());
-        if (bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
-            ADD_FAILURE() << "bind " << path;
-    }
-    ~NotifySocket() { close(fd_); }
-    // Every message received so far, one per line.
-    std::string received() {
-        char buffer[4096];
-        ssize_t n;
-        while ((n = recv(fd_, buffer, sizeof buffer, 0)) > 0) log_ += std::string(buffer, n) + "\n";
-        return log_;
-    }
-    bool wait_for(const std::string& text, std::chrono::milliseconds timeout) {
-        const auto until = std::chrono::steady_clock::now() + timeout;
-        while (std::chrono::steady_clock::now() < until) {
-            if (received().find(text) != std::string::npos) return true;
-            std::this_thread::sleep_for(20ms);
-        }
-        return false;
-    }
-
-  private:
-    std::string path_;
-    int fd_ = -1;
-    std::string log_;
-};
 
 // Pipeline `name` from the Redis list "jobs" to the Kafka topic "jobs"; `source` and `sink` add
 // options to their blocks. Returns the config's path.
@@ -107,10 +74,13 @@ TEST(Operations, TellsSystemdReadyStatusStoppingAndWritesMetricsAndStatsAtExit) 
 
     const std::string text = read_file(metrics);
     EXPECT_NE(text.find("# TYPE kbridge_records_written_total counter"), std::string::npos) << text;
-    EXPECT_NE(text.find("kbridge_records_written_total{pipeline=\"follow\"} 500\n"),
+    EXPECT_NE(text.find("kbridge_records_written_total{pipeline=\"follow\",source=\"redis_list\","
+                        "sink=\"kafka\"} 500\n"),
               std::string::npos)
         << text;
-    EXPECT_NE(text.find("kbridge_records_read_total{pipeline=\"follow\"} 500\n"), std::string::npos)
+    EXPECT_NE(text.find("kbridge_records_read_total{pipeline=\"follow\",source=\"redis_list\",sink="
+                        "\"kafka\"} 500\n"),
+              std::string::npos)
         << text;
     // Read back by Prometheus's own parser: every batch acknowledged is in the latency histogram,
     // and the drained list leaves no lag.
@@ -224,7 +194,9 @@ TEST(Operations, MetricsScrapedMidRunShowGrowingCounters) {
                 dir.path().string(), jobs_env(kafka, redis));
     auto written = [&](const std::string& count) {
         const std::string wanted =
-            "kbridge_records_written_total{pipeline=\"live\"} " + count + "\n";
+            "kbridge_records_written_total{pipeline=\"live\",source=\"redis_list\",sink=\"kafka\"}"
+            " " +
+            count + "\n";
         return eventually(
             [&] { return scrape(port, "/metrics").find(wanted) != std::string::npos; });
     };
@@ -239,7 +211,9 @@ TEST(Operations, MetricsScrapedMidRunShowGrowingCounters) {
     EXPECT_TRUE(written("300")) << scrape(port, "/metrics");
     redis.push("jobs", make_events(300, 1000));
     EXPECT_TRUE(written("1000")) << scrape(port, "/metrics");
-    EXPECT_NE(scrape(port, "/metrics").find("kbridge_records_read_total{pipeline=\"live\"} 1000\n"),
+    EXPECT_NE(scrape(port, "/metrics")
+                  .find("kbridge_records_read_total{pipeline=\"live\",source=\"redis_list\",sink="
+                        "\"kafka\"} 1000\n"),
               std::string::npos);
     EXPECT_EQ(scrape(port, "/nothing").substr(0, 4), "404\n");
     run.signal(SIGTERM);
@@ -260,7 +234,8 @@ TEST(Operations, SourceLagShowsWhatWaitsWhileTheBrokersAreDown) {
                 dir.path().string(), jobs_env(kafka, redis));
     auto lag = [&]() -> long {
         const std::string text = scrape(port, "/metrics");
-        const std::string name = "kbridge_source_lag_records{pipeline=\"stuck\"} ";
+        const std::string name =
+            "kbridge_source_lag_records{pipeline=\"stuck\",source=\"redis_list\",sink=\"kafka\"} ";
         const auto at = text.find(name);
         return at == std::string::npos ? -1 : std::stol(text.substr(at + name.size()));
     };
@@ -304,10 +279,12 @@ TEST(Operations, FollowModeRetriesAnUnreachableRedisAndLosesNothing) {
 
     redis.stop();
     EXPECT_TRUE(eventually([&] {
-        return metric("kbridge_reconnects_total{pipeline=\"outage\"} 2");
+        return metric(
+            "kbridge_reconnects_total{pipeline=\"outage\",source=\"redis_list\",sink=\"kafka\"} 2");
     })) << scrape(port, "/metrics")
         << run.err();
-    EXPECT_TRUE(metric("kbridge_connected{pipeline=\"outage\"} 0"));
+    EXPECT_TRUE(
+        metric("kbridge_connected{pipeline=\"outage\",source=\"redis_list\",sink=\"kafka\"} 0"));
     EXPECT_EQ(scrape(port, "/health").substr(0, 4), "503\n");
     EXPECT_NE(run.err().find("redis_list:jobs is unreachable"), std::string::npos) << run.err();
     EXPECT_NE(run.err().find("retrying in 2 s"), std::string::npos) << run.err();
@@ -315,8 +292,10 @@ TEST(Operations, FollowModeRetriesAnUnreachableRedisAndLosesNothing) {
 
     redis.start();
     redis.push("jobs", make_events(1000, 3000));
-    EXPECT_TRUE(eventually([&] { return metric("kbridge_connected{pipeline=\"outage\"} 1"); }))
-        << run.err();
+    EXPECT_TRUE(eventually([&] {
+        return metric(
+            "kbridge_connected{pipeline=\"outage\",source=\"redis_list\",sink=\"kafka\"} 1");
+    })) << run.err();
     EXPECT_TRUE(eventually([&] { return redis.llen("jobs") == 0; })) << run.err();
     run.signal(SIGTERM);
     EXPECT_EQ(run.wait(), 0) << run.err();

@@ -593,9 +593,10 @@ TEST_F(KafkaToPostgres, StdinToKafkaToStdoutPipesLines) {
                      dir.path().string(), env());
     ASSERT_EQ(consumer.wait(), 0) << consumer.err();
     // Read up to the high watermarks: the consumer lag the fetches reported is gone.
-    EXPECT_NE(
-        read_file(dir.file("out.prom")).find("kbridge_source_lag_records{pipeline=\"out\"} 0\n"),
-        std::string::npos)
+    EXPECT_NE(read_file(dir.file("out.prom"))
+                  .find("kbridge_source_lag_records{pipeline=\"out\",source=\"kafka\",sink="
+                        "\"stdout\"} 0\n"),
+              std::string::npos)
         << read_file(dir.file("out.prom"));
     const PrintedEvents printed = printed_events(consumer.out());
     EXPECT_EQ(printed.lines, 3001u);

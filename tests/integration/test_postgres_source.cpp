@@ -332,9 +332,10 @@ TEST_F(PostgresToKafka, FollowModePollsForNewRowsAndStopsCleanly) {
     follow.signal(SIGTERM);
     ASSERT_EQ(follow.wait(10s), 0) << follow.err();
     expect_each_once(ids(), 1, 52);
-    EXPECT_NE(
-        read_file(dir.file("rows.prom")).find("kbridge_source_lag_records{pipeline=\"p\"} 0\n"),
-        std::string::npos)
+    EXPECT_NE(read_file(dir.file("rows.prom"))
+                  .find("kbridge_source_lag_records{pipeline=\"p\",source=\"postgres_table\",sink="
+                        "\"kafka\"} 0\n"),
+              std::string::npos)
         << read_file(dir.file("rows.prom"));
     // The position was saved at the stop: a --once run finds nothing new.
     const RunResult again = run(path);
@@ -369,7 +370,8 @@ bool eventually(F done) {
 
 double blocked_seconds(int port) {
     const std::string text = scrape(port, "/metrics");
-    const std::string name = "kbridge_source_blocked_seconds{pipeline=\"p\"} ";
+    const std::string name =
+        "kbridge_source_blocked_seconds{pipeline=\"p\",source=\"postgres_table\",sink=\"kafka\"} ";
     const auto at = text.find(name);
     return at == std::string::npos ? -1 : std::stod(text.substr(at + name.size()));
 }
