@@ -181,6 +181,31 @@ void KafkaSource::check() {
     consumer_.reset();
 }
 
+std::vector<KafkaSource::PartitionState> KafkaSource::partition_states() {
+    check();  // the watermarks of every partition, or an error naming what is missing
+    KafkaConf conf = make_kafka_conf(settings_.kafka);
+    char error[512];
+    KafkaHandle consumer(rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), error, sizeof error));
+    if (!consumer) throw std::runtime_error(std::string("kafka consumer: ") + error);
+    conf.release();
+    KafkaPartitionList committed(
+        rd_kafka_topic_partition_list_new(static_cast<int>(end_at_start_.size())));
+    for (const auto& [tp, high] : end_at_start_)
+        rd_kafka_topic_partition_list_add(committed.get(), tp.first.c_str(), tp.second);
+    if (const rd_kafka_resp_err_t err =
+            rd_kafka_committed(consumer.get(), committed.get(), kMetadataTimeoutMs))
+        throw std::runtime_error("kafka group " + settings_.group +
+                                 ": committed offsets: " + rd_kafka_err2str(err));
+    std::vector<PartitionState> out;
+    for (int i = 0; i < committed->cnt; ++i) {
+        const auto& p = committed->elems[i];
+        const TopicPartition tp{p.topic, p.partition};
+        out.push_back(
+            {p.topic, p.partition, low_at_start_[tp], end_at_start_[tp], p.err ? -1 : p.offset});
+    }
+    return out;
+}
+
 // --once ends at the high watermarks of its start; the backlog (for progress) is what lies
 // between them and the group's committed offsets.
 void KafkaSource::read_watermarks() {
@@ -213,6 +238,7 @@ void KafkaSource::read_watermarks() {
                                          std::to_string(id) +
                                          ": watermarks: " + rd_kafka_err2str(err));
             end_at_start_[{name, id}] = high;
+            low_at_start_[{name, id}] = low;
             rd_kafka_topic_partition_list_add(all.get(), name.c_str(), id)->offset = low;
         }
     }

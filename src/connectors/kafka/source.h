@@ -48,6 +48,17 @@ class KafkaSource : public Source {
     std::string describe() const override;
     bool use_offset_store(OffsetStore* store) override;
 
+    struct PartitionState {
+        std::string topic;
+        int32_t partition = -1;
+        int64_t low = -1, high = -1;  // watermarks
+        int64_t committed = -1;       // the group's committed offset; -1: none
+    };
+    // `state show`: every partition of the topics with its watermarks and the group's committed
+    // offset, asked without joining the group (nothing is consumed or committed).
+    std::vector<PartitionState> partition_states();
+    const std::string& group() const { return settings_.group; }
+
   private:
     using TopicPartition = std::pair<std::string, int32_t>;
     struct Assigned {
@@ -73,6 +84,7 @@ class KafkaSource : public Source {
     KafkaHandle consumer_;
     OffsetStore* store_ = nullptr;
     std::map<TopicPartition, int64_t> end_at_start_;  // every partition, its high watermark
+    std::map<TopicPartition, int64_t> low_at_start_;  // and its low watermark
     std::map<TopicPartition, Assigned> assigned_;
     std::map<TopicPartition, int64_t> acked_;  // durable next offsets, not committed yet
     bool assign_at_first_read_ = false;        // join_group off

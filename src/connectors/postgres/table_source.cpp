@@ -169,6 +169,59 @@ void PostgresTableSource::connect() {
     last_save_ = std::chrono::steady_clock::now();
 }
 
+void PostgresTableSource::check_position(const Position& position) {
+    std::vector<std::string> names;
+    std::string mode;
+    switch (settings_.mode) {
+        case Mode::Incrementing:
+            names = {kIncrementing};
+            mode = "incrementing";
+            break;
+        case Mode::Timestamp:
+            names = {kTimestamp};
+            mode = "timestamp";
+            break;
+        case Mode::TimestampIncrementing:
+            names = {kTimestamp, kIncrementing};
+            mode = "timestamp+incrementing";
+            break;
+        case Mode::Bulk:
+            throw std::invalid_argument(describe() +
+                                        " is in bulk mode, which keeps no position (the modes "
+                                        "incrementing, timestamp and timestamp+incrementing do)");
+    }
+    names.push_back(kHorizon);
+    for (const auto& [name, value] : position) {
+        if (std::find(names.begin(), names.end(), name) == names.end()) {
+            std::string known;
+            for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
+            throw std::invalid_argument("'" + name + "' is no part of a " + mode +
+                                        " position (names: " + known + ")");
+        }
+        if (name == kHorizon && (value.empty() || value.size() > 19 ||
+                                 value.find_first_not_of("0123456789") != std::string::npos))
+            throw std::invalid_argument(std::string(kHorizon) + "=" + value +
+                                        ": must be a transaction id (xid8, a whole number)");
+    }
+    conn_.connect();
+    conn_.exec("SET datestyle = 'ISO, YMD'");  // as the export reads positions back
+    for (const char* name : {kIncrementing, kTimestamp}) {
+        const auto it = position.find(name);
+        if (it == position.end()) continue;
+        const std::string& column = std::string(name) == kIncrementing
+                                        ? settings_.incrementing_column
+                                        : settings_.timestamp_column;
+        try {
+            conn_.exec("SELECT 1 FROM (" + inner_select("") + ") src WHERE src." +
+                       conn_.quote_identifier(column) + " > " + conn_.quote_literal(it->second) +
+                       " LIMIT 0");
+        } catch (const std::exception& e) {
+            throw std::invalid_argument(std::string(name) + "=" + it->second +
+                                        ": not a value of column '" + column + "': " + e.what());
+        }
+    }
+}
+
 void PostgresTableSource::describe_columns() {
     const PgResult shape = conn_.exec("SELECT * FROM (" + inner_select("") + ") t LIMIT 0");
     std::vector<RowJson::Column> columns;

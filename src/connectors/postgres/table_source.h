@@ -61,6 +61,10 @@ class PostgresTableSource : public Source {
     bool values_are_valid_json() const override { return true; }
     std::string describe() const override;
     bool reachable() const override { return conn_.is_connected(); }
+    // `state set`: the names the mode keeps, and values the columns' types take, tried on the
+    // server in the condition the next export uses; throws std::invalid_argument naming the
+    // refused NAME=VALUE (or std::runtime_error when the server cannot be asked).
+    void check_position(const Position& position);
 
   private:
     void start_export();

@@ -126,6 +126,20 @@ void RedisListSource::connect() {
             settings_.key, left_records_, left_by_last_run_.size());
 }
 
+RedisListSource::InFlight RedisListSource::in_flight() {
+    client_.connect();
+    InFlight out;
+    out.in_flight_key = in_flight_key_;
+    out.list_length = static_cast<uint64_t>(client_.command({"LLEN", settings_.key})->integer);
+    const RedisReply names = client_.command({"LRANGE", in_flight_key_, "0", "-1"});
+    for (size_t i = 0; i < names->elements; ++i) {
+        std::string name(names->element[i]->str, names->element[i]->len);
+        const auto records = static_cast<uint64_t>(client_.command({"LLEN", name})->integer);
+        out.batches.emplace_back(std::move(name), records);
+    }
+    return out;
+}
+
 std::optional<uint64_t> RedisListSource::backlog() {
     return client_.command({"LLEN", settings_.key})->integer + left_records_;
 }

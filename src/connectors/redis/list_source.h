@@ -5,6 +5,8 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "config/options.h"
 #include "connectors/redis/client.h"
@@ -45,6 +47,15 @@ class RedisListSource : public Source {
     std::string worker() const override { return settings_.consumer; }
     std::string describe() const override { return "redis_list:" + settings_.key; }
     bool reachable() const override { return client_.connected(); }
+
+    struct InFlight {
+        uint64_t list_length = 0;
+        std::string in_flight_key;
+        std::vector<std::pair<std::string, uint64_t>> batches;  // batch list, its records
+    };
+    // `state show`: the list's length and this worker's unacknowledged batches, read without
+    // taking anything.
+    InFlight in_flight();
 
   private:
     bool previewed_ = false;
