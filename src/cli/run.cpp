@@ -318,6 +318,7 @@ int RunCommand::run() {
         if (!next) break;
         adopt(*next);
         resume_after_reload();
+        if (terminate_requested()) continue;  // the new runners stop at once; no READY
         log_event(spdlog::level::info,
                   {log_field("event", "reloaded"), log_field("pipelines", runners_.size())},
                   fmt::format("reload: {} pipeline{} started from {}", runners_.size(),
