@@ -14,6 +14,7 @@
 
 #include "connectors/kafka/embedded.h"
 #include "support/kafka_check.h"
+#include "support/notify_socket.h"
 #include "support/process.h"
 #include "support/servers.h"
 
@@ -62,8 +63,11 @@ TEST(Reload, AValidEditTakesOverWithNothingLostAndAnInvalidOneChangesNothing) {
     EmbeddedKafka kafka(1);
     const std::string path = dir.file("p.yaml");
     write_pipeline(path, "first", 500);
+    NotifySocket systemd(dir.file("notify.sock"));
     Process run({KBRIDGE_BINARY, "run", path}, dir.path().string(),
-                {{"KAFKA_BROKERS", kafka.bootstraps()}, {"REDIS_URL", redis.url()}});
+                {{"KAFKA_BROKERS", kafka.bootstraps()},
+                 {"REDIS_URL", redis.url()},
+                 {"NOTIFY_SOCKET", dir.file("notify.sock")}});
     redis.push("jobs", make_events(0, 2000));
     ASSERT_TRUE(eventually([&] { return message_count(kafka.bootstraps(), "first") == 2000; }))
         << run.err();
@@ -75,6 +79,10 @@ TEST(Reload, AValidEditTakesOverWithNothingLostAndAnInvalidOneChangesNothing) {
     run.signal(SIGHUP);
     ASSERT_TRUE(wait_for_stderr(run, "reload: 1 pipeline started", 20s)) << run.err();
     EXPECT_TRUE(run.running());
+    // systemd's reload protocol: RELOADING=1 (with the monotonic clock), then READY=1 again.
+    ASSERT_TRUE(systemd.wait_for("RELOADING=1\nMONOTONIC_USEC=", 5s)) << systemd.received();
+    const std::string told = systemd.received();
+    EXPECT_NE(told.find("READY=1", told.find("RELOADING=1")), std::string::npos) << told;
     redis.push("jobs", make_events(40000, 41000));
     ASSERT_TRUE(eventually([&] {
         return message_count(kafka.bootstraps(), "first") +
