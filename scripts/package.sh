@@ -24,7 +24,10 @@ if [[ -z $build_dir ]]; then
     ensure_packages "${KBRIDGE_PACKAGES[@]}"
     build_dir=build-package
     say "build (Release) in $build_dir"
-    build_kbridge "$build_dir" -DCMAKE_BUILD_TYPE=Release -DKBRIDGE_TESTS=OFF
+    # Debian's hardening flags (stack protector, fortify, relro, bindnow), as debhelper uses.
+    build_kbridge "$build_dir" -DCMAKE_BUILD_TYPE=Release -DKBRIDGE_TESTS=OFF \
+        "-DCMAKE_CXX_FLAGS=$(dpkg-buildflags --get CPPFLAGS) $(dpkg-buildflags --get CXXFLAGS)" \
+        "-DCMAKE_EXE_LINKER_FLAGS=$(dpkg-buildflags --get LDFLAGS)"
 fi
 
 stage=$(mktemp -d)
