@@ -1,5 +1,6 @@
 #include "cli/describe.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <set>
 
@@ -206,8 +207,12 @@ std::string pipeline_file_man_page() {
         "their place in the file. Durations are written 500ms, 30s, 5m or 1h. "
         "\\fBkbridge describe\\fR prints the same tables; \\fBkbridge validate FILE\\fR checks a "
         "file without connecting.\n";
+    // The file's own blocks first, as a reader meets them in a file.
+    std::vector<Section> all = sections("");
+    std::stable_partition(all.begin(), all.end(),
+                          [](const Section& s) { return s.kind == "block"; });
     std::string section;
-    for (const auto& s : sections("")) {
+    for (const auto& s : all) {
         const std::string title = s.kind == "source" ? "SOURCES"
                                   : s.kind == "sink" ? "SINKS"
                                                      : "FILE BLOCKS";
