@@ -127,6 +127,13 @@ std::string zsh_text(const std::string& text) {
     return out;
 }
 
+// For _describe, where only the first colon separates name from description.
+std::string shell_quoted(const std::string& text) {
+    std::string out;
+    for (const char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out;
+}
+
 }  // namespace
 
 std::string cli_man_page(const CLI::App& app) {
@@ -256,7 +263,7 @@ std::string zsh_completion(const CLI::App& app) {
         "    local -a commands\n"
         "    commands=(\n";
     for (const auto* c : commands(app))
-        out += "        '" + c->get_name() + ":" + zsh_text(c->get_description()) + "'\n";
+        out += "        '" + c->get_name() + ":" + shell_quoted(c->get_description()) + "'\n";
     out +=
         "    )\n"
         "    if (( CURRENT == 2 )); then\n"
