@@ -59,6 +59,7 @@ shlibs=$(
     cd "$tmp" && dpkg-shlibdeps -O "$stage/usr/bin/kbridge" 2>/dev/null | sed -n 's/^shlibs:Depends=//p'
     rm -rf "$tmp"
 )
+[[ -n $shlibs ]] || { echo "package.sh: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
 size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
 sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$arch/" -e "s/@DEPENDS@/$shlibs/" -e "s/@SIZE@/$size/" \
     -e "s|@MAINTAINER@|$maintainer|" \
