@@ -25,6 +25,7 @@ if [[ -z $build_dir ]]; then
     build_dir=build-package
     say "build (Release) in $build_dir"
     # Debian's hardening flags (stack protector, fortify, relro, bindnow), as debhelper uses.
+    export DEB_BUILD_MAINT_OPTIONS=hardening=+all
     build_kbridge "$build_dir" -DCMAKE_BUILD_TYPE=Release -DKBRIDGE_TESTS=OFF \
         "-DCMAKE_CXX_FLAGS=$(dpkg-buildflags --get CPPFLAGS) $(dpkg-buildflags --get CXXFLAGS)" \
         "-DCMAKE_EXE_LINKER_FLAGS=$(dpkg-buildflags --get LDFLAGS)"
@@ -34,6 +35,7 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 chmod 755 "$stage"
 DESTDIR=$stage cmake --install "$build_dir" --prefix /usr --strip >/dev/null
+strip --remove-section=.comment --remove-section=.note "$stage/usr/bin/kbridge"  # as dh_strip
 
 version=$("$stage/usr/bin/kbridge" --version | awk '{print $2}')
 arch=$(dpkg --print-architecture)
