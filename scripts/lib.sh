@@ -9,6 +9,7 @@ KBRIDGE_PACKAGES=(
     libsimdjson-dev libsystemd-dev libssl-dev
     redis-server postgresql kcat python3-confluent-kafka python3-kafka python3-redis
     python3-prometheus-client time procps clang libclang-rt-14-dev
+    dpkg-dev fakeroot lintian man-db zsh systemd
 )
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -3,12 +3,21 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/generate.h"
 #include "core/log.h"
 
 int main(int argc, char** argv) {
     using namespace kbridge;
+    const char* const kStateDirHelp =
+        "positions and locks (default: $STATE_DIRECTORY, else $XDG_STATE_HOME/kbridge, else "
+        "~/.local/state/kbridge)";
     CLI::App app{"kbridge: moves records between Redis, PostgreSQL and Kafka"};
     app.require_subcommand(1);
+    app.set_version_flag("-V,--version", [] { return version_text(); });
+    app.footer(
+        "State dir (positions, locks): --state-dir, else $STATE_DIRECTORY (systemd), else\n"
+        "$XDG_STATE_HOME/kbridge, else ~/.local/state/kbridge.\n"
+        "Connector options: kbridge describe [TYPE]; pipeline file: man kbridge.yaml");
     std::string log_level = "info", log_format = "text";
     app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
     app.add_option("--log-format", log_format, "text|json")->capture_default_str();
@@ -20,7 +29,7 @@ int main(int argc, char** argv) {
                       "drain every source to the end it had at start, then exit");
     run_cmd->add_option("--pipeline", run.pipelines, "only this pipeline (repeatable)");
     run_cmd->add_option("--set", run.overrides, "override a config value: PATH=VALUE (repeatable)");
-    run_cmd->add_option("--state-dir", run.state_dir, "positions and locks");
+    run_cmd->add_option("--state-dir", run.state_dir, kStateDirHelp);
     run_cmd->add_option("--metrics-file", run.metrics_file,
                         "write Prometheus metrics here every 5 s and at exit");
     run_cmd->add_flag(
@@ -84,7 +93,22 @@ int main(int argc, char** argv) {
     state_cmd->add_option("config", state.config, "pipeline file")->required();
     state_cmd->add_option("pipeline", state.pipeline, "pipeline name")->required();
     state_cmd->add_option("values", state.values, "NAME=VALUE for set, e.g. incrementing=1000");
-    state_cmd->add_option("--state-dir", state.state_dir, "positions and locks");
+    state_cmd->add_option("--state-dir", state.state_dir, kStateDirHelp);
+
+    DescribeArgs describe;
+    auto* describe_cmd = app.add_subcommand(
+        "describe", "print every connector's options: type, default, allowed values, help");
+    describe_cmd->add_option("type", describe.type,
+                             "only this connector type or file block, e.g. kafka");
+    describe_cmd
+        ->add_option("--format", describe.format, "json for tools; markdown: README's tables")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"text", "json", "markdown"}));
+    // Hidden (no group): what the package build installs, written from this command line.
+    std::string generate_what;
+    auto* generate_cmd =
+        app.add_subcommand("generate", "write a man page or a shell completion")->group("");
+    generate_cmd->add_option("what", generate_what, "man1 | man5 | bash | zsh")->required();
 
     auto* version_cmd = app.add_subcommand("version", "print the version");
 
@@ -106,6 +130,8 @@ int main(int argc, char** argv) {
     if (topics_cmd->parsed()) return topics_command(topics);
     if (state_cmd->parsed()) return state_command(state);
     if (dev_cmd->parsed()) return dev_kafka_command(dev);
+    if (describe_cmd->parsed()) return describe_command(describe);
+    if (generate_cmd->parsed()) return generate_command(app, generate_what);
     if (version_cmd->parsed()) return version_command();
     return kExitUsage;
 }

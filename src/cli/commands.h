@@ -49,12 +49,20 @@ struct StateArgs {
     std::string state_dir;
 };
 
+struct DescribeArgs {
+    std::string type;             // a connector type or file block; empty: all
+    std::string format = "text";  // text | json | markdown (README's tables)
+};
+
 int run_command(const RunArgs& args);
+int describe_command(const DescribeArgs& args);
 int state_command(const StateArgs& args);
 int validate_command(const std::string& config, const std::vector<std::string>& overrides);
 // Connects every connector of CONFIG and prints one line per check; 0 when all pass, else 1.
 int check_command(const std::string& config, const std::vector<std::string>& overrides);
 int dev_kafka_command(const DevKafkaArgs& args);
 int version_command();
+// "kbridge X.Y.Z (librdkafka ..., hiredis ...)": `version`, --version and -V.
+std::string version_text();
 
 }  // namespace kbridge

@@ -8,9 +8,14 @@
 
 namespace kbridge {
 
+std::string version_text() {
+    return std::string("kbridge ") + KBRIDGE_VERSION + " (librdkafka " + rd_kafka_version_str() +
+           ", hiredis " + std::to_string(HIREDIS_MAJOR) + "." + std::to_string(HIREDIS_MINOR) +
+           "." + std::to_string(HIREDIS_PATCH) + ")";
+}
+
 int version_command() {
-    std::printf("kbridge %s (librdkafka %s, hiredis %d.%d.%d)\n", KBRIDGE_VERSION,
-                rd_kafka_version_str(), HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
+    std::printf("%s\n", version_text().c_str());
     return kExitOk;
 }
 

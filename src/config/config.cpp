@@ -437,4 +437,13 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
     return config;
 }
 
+const std::vector<FileBlock>& file_blocks() {
+    static const std::vector<FileBlock> blocks = {
+        {"", &kTopLevel},           {"kafka", &kKafkaDefaults},
+        {"redis", &kRedisDefaults}, {"postgres", &kPostgresDefaults},
+        {"lock", &kLock},           {"pipeline", &kPipeline},
+    };
+    return blocks;
+}
+
 }  // namespace kbridge

@@ -37,6 +37,13 @@ struct Config {
 // `path` may be "-" for standard input. `overrides` are "PATH=VALUE" strings from --set.
 Config load_config(const std::string& path, const std::vector<std::string>& overrides);
 
+// The pipeline file's own blocks and their option tables ("" is the top level), for `describe`.
+struct FileBlock {
+    std::string name;
+    const OptionTable* options;
+};
+const std::vector<FileBlock>& file_blocks();
+
 // Expands ${VAR} and ${VAR:-default} ($$ is a literal $). Throws ConfigError at `mark`.
 std::string expand_env(const std::string& text, const Mark& mark);
 
