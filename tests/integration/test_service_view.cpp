@@ -156,7 +156,8 @@ TEST(ServiceView, MetricsEndpointServesBuildProcessAndPipelineMetricsAndAnswersH
     const std::string samples = parsed_samples(text_file);
     EXPECT_NE(samples.find("kbridge_build_info{commit="), std::string::npos) << samples;
     EXPECT_NE(samples.find(",version=0.1.0} 1.0\n"), std::string::npos) << samples;
-    EXPECT_GT(sample(samples, "process_cpu_seconds_total{}"), 0) << samples;
+    // A quick run may not have used a full clock tick of CPU yet: present is what counts.
+    EXPECT_GE(sample(samples, "process_cpu_seconds_total{}"), 0) << samples;
     EXPECT_GT(sample(samples, "process_resident_memory_bytes{}"), 1e6) << samples;
     EXPECT_GT(sample(samples, "process_open_fds{}"), 3) << samples;
     const double start_time = sample(samples, "process_start_time_seconds{}");
