@@ -122,8 +122,11 @@ TEST_F(RedisClusterTest, SlotsMigratedMidRunLoseNothing) {
         ASSERT_LT(std::chrono::steady_clock::now(), deadline) << run->err();
         std::this_thread::sleep_for(2ms);
     }
-    // Both slots go to the node that served neither, key by key, while the run reads them.
-    cluster.migrate_slot_of(list, cluster.ports()[0], 20);
+    // Both slots go to the node that served neither, key by key, while the run reads them. The
+    // list's slot is held half-migrated first: each move (its keys split between existing and
+    // new ones) is answered TRYAGAIN until the keys are over, and runs after the reads sent
+    // with it.
+    cluster.migrate_slot_of(list, cluster.ports()[0], 20, 1000);
     cluster.migrate_slot_of(stream, cluster.ports()[0], 20);
     ASSERT_EQ(cluster.owner_port(list), cluster.ports()[0]);
     ASSERT_EQ(cluster.owner_port(stream), cluster.ports()[0]);

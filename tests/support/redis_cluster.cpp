@@ -118,13 +118,16 @@ std::string RedisClusterServers::name_on(const std::string& prefix, int port) {
     }
 }
 
-void RedisClusterServers::migrate_slot_of(const std::string& key, int to, int pause_ms) {
+void RedisClusterServers::migrate_slot_of(const std::string& key, int to, int pause_ms,
+                                          int hold_ms) {
     const int from = owner_port(key);
     if (from == to) return;
     const std::string slot = std::to_string(cluster_slot(key));
     const std::string from_id = node_id(from), to_id = node_id(to);
     node(to).command({"CLUSTER", "SETSLOT", slot, "IMPORTING", from_id});
     node(from).command({"CLUSTER", "SETSLOT", slot, "MIGRATING", to_id});
+    // Commands naming keys that exist and keys that do not now get TRYAGAIN.
+    if (hold_ms) std::this_thread::sleep_for(std::chrono::milliseconds(hold_ms));
     for (;;) {
         const RedisReply keys = node(from).command({"CLUSTER", "GETKEYSINSLOT", slot, "1"});
         if (keys->elements == 0) break;

@@ -24,8 +24,8 @@ class RedisClusterServers {
     std::string name_on(const std::string& prefix, int port);
     // Moves `key`'s slot to the node at `to` the way redis-cli --cluster reshard does: IMPORTING
     // and MIGRATING, then MIGRATE key by key (`pause_ms` between keys, so that clients meet the
-    // ASK and TRYAGAIN window), then SETSLOT NODE on every node.
-    void migrate_slot_of(const std::string& key, int to, int pause_ms = 0);
+    // ASK and TRYAGAIN window; `hold_ms` before the first), then SETSLOT NODE on every node.
+    void migrate_slot_of(const std::string& key, int to, int pause_ms = 0, int hold_ms = 0);
 
   private:
     RedisClient& node(int port);

@@ -163,9 +163,7 @@ void RedisListSource::send_move() {
     client_.send({by_text ? "EVAL" : "EVALSHA", by_text ? kMoveScript : move_sha_, "3",
                   settings_.key, pending_batch_key_, in_flight_key_,
                   std::to_string(settings_.batch_size), settings_.pop_left ? "ASC" : "DESC"});
-    // On a Cluster the move may be redirected (a slot migrating) and run again later: the
-    // reads wait for its answer, so they cannot overtake it.
-    if (!client_.cluster()) send_reads();
+    send_reads();
     move_pending_ = true;
 }
 
@@ -187,10 +185,9 @@ void RedisListSource::receive_move(Batch& batch) {
         send_move();
         return receive_move(batch);
     }
-    if (client_.cluster()) {
-        while (client_.replies_pending()) client_.reply();  // acks sent after the move
-        send_reads();
-    }
+    // On a Cluster a redirected move runs again when its reply is taken, and so does a read
+    // sent with it: the new batch key is missing where the move was refused (ASK, or MOVED
+    // with the slot), so the read is redirected too, and runs after the move.
     take(batch);
     list_length_ = static_cast<uint64_t>(client_.reply()->integer);
     if (!batch.records.empty()) set_ack(batch, pending_batch_key_, in_flight_key_);

@@ -330,7 +330,15 @@ ReadStatus RedisStreamSource::read_new(Batch& batch, milliseconds wait) {
         }
     if (asked.empty()) return ReadStatus::End;
     args.insert(args.end(), asked.size(), ">");
-    const RedisReply reply = client_.command(args, block ? wait : milliseconds(0));
+    RedisReply reply;
+    try {
+        reply = client_.command(args, block ? wait : milliseconds(0));
+    } catch (const RedisError& e) {
+        // A blocked read whose stream went away under it (deleted, or migrated to another
+        // Cluster node): nothing was read; the next read finds the stream where it is now.
+        if (std::string(e.what()).find("UNBLOCKED") == std::string::npos) throw;
+        return ReadStatus::Idle;
+    }
     std::vector<Entry> entries;
     std::vector<size_t> per_stream(streams_.size(), 0);
     collect(reply.get(), entries, &per_stream);
