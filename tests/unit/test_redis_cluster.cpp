@@ -55,3 +55,30 @@ TEST(StreamId, ComparesInStreamOrder) {
 
 }  // namespace
 }  // namespace kbridge
+
+namespace kbridge {
+namespace {
+
+TEST(RedisClusterUrl, SeveralNodesMakeAClusterUrl) {
+    const RedisUrl url = parse_redis_url("redis://u:secret@n1:7000,[::1]:7001,n3/0");
+    EXPECT_TRUE(url.cluster);
+    ASSERT_EQ(url.nodes.size(), 3u);
+    EXPECT_EQ(url.nodes[0].text(), "n1:7000");
+    EXPECT_EQ(url.nodes[1].host, "::1");
+    EXPECT_EQ(url.nodes[2].text(), "n3:6379");
+    EXPECT_EQ(url.redacted, "redis://u:***@n1:7000,[::1]:7001,n3:6379/0");
+    EXPECT_FALSE(parse_redis_url("redis://n1:7000/0").cluster);
+}
+
+TEST(RedisClusterUrl, AClusterHasOnlyDatabaseZero) {
+    try {
+        parse_redis_url("redis://n1:7000,n2:7001/3");
+        FAIL() << "a Cluster URL with database 3 was taken";
+    } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("only database 0"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(parse_redis_url("redis://n1:7000,:x/0"), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace kbridge
