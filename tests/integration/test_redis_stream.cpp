@@ -217,6 +217,18 @@ TEST_F(RedisStream, FieldsBecomeAJsonObjectWithTheIdAsHeaderAndTemplate) {
     EXPECT_EQ(pending(), 0);
 }
 
+TEST_F(RedisStream, DryRunShowsTheFirstEntriesAndTakesNothing) {
+    add(0, 20);
+    const RunResult r = run_kbridge({"run", config(), "--dry-run"}, dir.path().string(), env());
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find(R"("id":0,)"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(R"("id":9,)"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find(R"("id":10,)"), std::string::npos) << "ten records, no more: " << r.out;
+    EXPECT_EQ(redis.client().command({"XINFO", "GROUPS", stream})->elements, 0u)
+        << "a dry run creates no group";
+    EXPECT_LE(message_count(kafka.bootstraps(), topic), 0);
+}
+
 TEST_F(RedisStream, FollowModeBlocksForNewEntriesAndStopsPromptlyOnSigterm) {
     auto run = start({"run", config()});
     std::this_thread::sleep_for(1s);
