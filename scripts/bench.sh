@@ -7,6 +7,8 @@
 #
 #   redis   N JSON events in a Redis list -> Kafka, three ways:
 #             kbridge run --once   (redis_list source -> kafka sink, keyed)
+#             (and the same events as stream entries, redis_stream source; and the list on
+#              the node of a three-node Redis Cluster that serves its slot)
 #             kcat -P -l           (the same events from a file, keyed; the
 #                                   "how fast can librdkafka go" reference)
 #             the seed's Python loop (redis-py LRANGE + kafka-python send + LTRIM,
@@ -356,6 +358,12 @@ with open(os.path.join(out, "events.jsonl"), "wb") as f:
 with open(os.path.join(out, "events.keyed"), "wb") as f:
     f.write(b"".join(b"%d\t%s\n" % (u, e) for u, e in zip(users, events)))
 resp_rpush(os.path.join(out, "load_N.resp"), events)
+# The same events as stream entries: XADD user_behavior_stream * payload <event>, one per command.
+with open(os.path.join(out, "load_stream.resp"), "wb") as f:
+    stream = b"user_behavior_stream"
+    for s in range(0, n, 10000):
+        f.write(b"".join(b"*5\r\n$4\r\nXADD\r\n$%d\r\n%s\r\n$1\r\n*\r\n$7\r\npayload\r\n$%d\r\n%s\r\n"
+                         % (len(stream), stream, len(e), e) for e in events[s:s + 10000]))
 resp_rpush(os.path.join(out, "load_py.resp"), events[:py_n])
 print("average event size: %.1f bytes" % (sum(map(len, events)) / n), file=sys.stderr)
 EOF
@@ -404,6 +412,100 @@ EOF
     [[ -z $keys ]] || log "  note: keys still in Redis after the run: $keys"
 }
 
+# The same events as entries of a stream (field payload), read by the redis_stream source.
+bench_kbridge_stream() {
+    local rep=$1 topic=bench_kbs_$1 out
+    local cfg=$TMP/bench_kbs_$rep.yaml
+    cat >"$cfg" <<EOF
+version: 1
+kafka:
+  brokers: \${KAFKA_BROKERS}
+redis:
+  url: redis://127.0.0.1:\${REDIS_PORT}/0
+pipelines:
+  - name: bench
+    source:
+      type: redis_stream
+      streams: [user_behavior_stream]
+      value: payload
+      batch_size: 1000
+    sink:
+      type: kafka
+      topic: $topic
+      key: "{user_id}"
+EOF
+    redis-cli -p "$REDIS_PORT" FLUSHDB >/dev/null
+    out=$(redis-cli -p "$REDIS_PORT" --pipe <"$TMP/load_stream.resp" 2>&1) || die "redis-cli --pipe failed: $out"
+    [[ $(redis-cli -p "$REDIS_PORT" XLEN user_behavior_stream) == "$BENCH_N" ]] ||
+        die "XLEN user_behavior_stream is not $BENCH_N after loading"
+    measure_delivery kbridge-stream "$rep" "$BENCH_N" "$topic" \
+        "$KBRIDGE" run "$cfg" --once --state-dir "$TMP/state_kbs_$rep"
+    record_measurement kbridge-stream "$rep" "$BENCH_N" \
+        "$(redis-cli -p "$REDIS_PORT" XPENDING user_behavior_stream kbridge | head -n 1)"
+}
+
+# A three-node Redis Cluster: CLUSTER_PORTS, CLUSTER_URL.
+start_redis_cluster() {
+    CLUSTER_PORTS=()
+    local p i addresses=""
+    while ((${#CLUSTER_PORTS[@]} < 3)); do
+        p=$(free_port)
+        ((p < 55000)) || continue   # the cluster bus listens 10000 above
+        CLUSTER_PORTS+=("$p")
+        mkdir -p "$TMP/cluster-$p"
+        start_background "redis-cluster-$p" redis-server --port "$p" --bind 127.0.0.1 \
+            --cluster-enabled yes --cluster-config-file nodes.conf --save '' --appendonly no \
+            --dir "$TMP/cluster-$p" --daemonize no
+        addresses+=" 127.0.0.1:$p"
+    done
+    for p in "${CLUSTER_PORTS[@]}"; do
+        for ((i = 0; i < 100; i++)); do
+            [[ $(redis-cli -p "$p" ping 2>/dev/null) == PONG ]] && break
+            sleep 0.1
+        done
+    done
+    # shellcheck disable=SC2086
+    redis-cli --cluster create $addresses --cluster-replicas 0 --cluster-yes \
+        >"$TMP/cluster-create.log" 2>&1 || die "redis-cli --cluster create failed (see $TMP/cluster-create.log)"
+    for ((i = 0; i < 100; i++)); do
+        [[ $(redis-cli -p "${CLUSTER_PORTS[0]}" cluster info) == *cluster_state:ok* ]] && break
+        sleep 0.1
+    done
+    CLUSTER_URL="redis://127.0.0.1:${CLUSTER_PORTS[0]},127.0.0.1:${CLUSTER_PORTS[1]}/0"
+}
+
+# The redis mode's list, on the Cluster node that serves its slot.
+bench_kbridge_cluster() {
+    local rep=$1 topic=bench_kbc_$1 p owner="" out
+    local cfg=$TMP/bench_kbc_$rep.yaml
+    cat >"$cfg" <<EOF
+version: 1
+kafka:
+  brokers: \${KAFKA_BROKERS}
+pipelines:
+  - name: bench
+    source:
+      type: redis_list
+      url: "$CLUSTER_URL"
+      key: user_behavior
+      batch_size: 1000
+    sink:
+      type: kafka
+      topic: $topic
+      key: "{user_id}"
+EOF
+    for p in "${CLUSTER_PORTS[@]}"; do
+        [[ $(redis-cli -p "$p" LLEN user_behavior 2>&1) == MOVED* ]] || owner=$p
+    done
+    [[ -n $owner ]] || die "no cluster node serves user_behavior"
+    redis-cli -p "$owner" DEL user_behavior >/dev/null
+    out=$(redis-cli -p "$owner" --pipe <"$TMP/load_N.resp" 2>&1) || die "redis-cli --pipe failed: $out"
+    [[ $(redis-cli -p "$owner" LLEN user_behavior) == "$BENCH_N" ]] || die "LLEN is not $BENCH_N on the cluster"
+    measure_delivery kbridge-cluster "$rep" "$BENCH_N" "$topic" \
+        "$KBRIDGE" run "$cfg" --once --state-dir "$TMP/state_kbc_$rep"
+    record_measurement kbridge-cluster "$rep" "$BENCH_N" "$(redis-cli -p "$owner" LLEN user_behavior)"
+}
+
 # kcat -P reads the same events (keyed, from a file: no Redis at all) with
 # the producer settings kbridge uses by default: idempotent, acks=all.
 bench_kcat() {
@@ -434,10 +536,13 @@ bench_redis() {
     begin_results redis
 
     local topics=() i
-    for ((i = 1; i <= BENCH_REPEAT; i++)); do topics+=("bench_kb_$i" "bench_kcat_$i"); done
+    for ((i = 1; i <= BENCH_REPEAT; i++)); do
+        topics+=("bench_kb_$i" "bench_kcat_$i" "bench_kbs_$i" "bench_kbc_$i")
+    done
     topics+=(bench bench_py_1)
 
     start_redis
+    start_redis_cluster
     start_dev_kafka "${topics[@]}"
     export KAFKA_BROKERS=$BOOT REDIS_PORT
     log "redis on 127.0.0.1:$REDIS_PORT, kafka (dev-kafka, 3 brokers) on $BOOT"
@@ -449,6 +554,8 @@ bench_redis() {
     for ((i = 1; i <= BENCH_REPEAT; i++)); do
         bench_kbridge_redis "$i"
         bench_kcat "$i"
+        bench_kbridge_stream "$i"
+        bench_kbridge_cluster "$i"
     done
     bench_python_seed
 

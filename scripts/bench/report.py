@@ -76,7 +76,7 @@ def count_label(n):
 
 def report_redis(path, n, py_n, repeat, build):
     rows = load(path)
-    tools = ("kbridge", "kcat", "python-seed")
+    tools = ("kbridge", "kcat", "kbridge-stream", "kbridge-cluster", "python-seed")
     print()
     print("== kbridge bench: redis list -> kafka (N=%d, python N=%d, repeats=%s, kbridge build=%s)"
           % (n, py_n, repeat, build))
@@ -100,6 +100,13 @@ def report_redis(path, n, py_n, repeat, build):
         print("kbridge vs seed python: n/a (a tool failed)")
     if kb:
         print("kbridge peak RSS:       %.0f MB (target ≤ 64 MB; max over runs %.0f MB)" % (kb["rss"], kb["rss_max"]))
+    st, cl = summary.get("kbridge-stream"), summary.get("kbridge-cluster")
+    if st and kc:
+        print("stream vs kcat -P:      %.2f× (target ≥ 0.6×)" % (st["rate"] / kc["rate"]))
+    if st and kb:
+        print("stream vs redis_list:   %.2f× (no target)" % (st["rate"] / kb["rate"]))
+    if cl and kb:
+        print("list on a Cluster node vs one server: %.2f× (target ≥ 0.9×)" % (cl["rate"] / kb["rate"]))
     print()
     print("notes: kbridge reads from Redis (LLEN checked 0 afterwards); kcat -P reads the same events,")
     print("keyed by user_id, from a local file with enable.idempotence=true acks=all. The seed loop is")

@@ -51,6 +51,8 @@ const OptionTable kRedisDefaults = {
      "redis://[user:password@]host:port/db or unix:///path"},
     {"connect_timeout", OptionType::Duration, "10s",
      "bound on connecting and on any wait for an answer"},
+    {"cluster", OptionType::Boolean, "false",
+     "the URL names a node of a Redis Cluster (implied when it names several)"},
 };
 const OptionTable kPostgresDefaults = {
     {"url", OptionType::String, "", "libpq URI or key=value conninfo"},

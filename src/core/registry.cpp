@@ -6,6 +6,7 @@
 #include "connectors/postgres/table_source.h"
 #include "connectors/redis/list_source.h"
 #include "connectors/redis/sink.h"
+#include "connectors/redis/stream_source.h"
 #include "connectors/stdio/stdin_source.h"
 #include "connectors/stdio/stdout_sink.h"
 
@@ -34,6 +35,7 @@ const Kind& find_kind(const std::vector<Kind>& kinds, const ConnectorConfig& blo
 const std::vector<SourceKind>& source_kinds() {
     static const std::vector<SourceKind> kinds = {
         {"redis_list", &redis_list_options(), make_redis_list_source},
+        {"redis_stream", &redis_stream_options(), make_redis_stream_source},
         {"postgres_table", &postgres_table_options(), make_postgres_table_source},
         {"kafka", &kafka_source_options(), make_kafka_source},
         {"stdin", &stdin_source_options(), make_stdin_source},

@@ -108,6 +108,20 @@ std::string prometheus_text(const std::vector<std::unique_ptr<PipelineRunner>>& 
              if (lag < 0) return std::nullopt;  // unknown
              return std::to_string(lag);
          }},
+        {"kbridge_source_pending_records", "gauge",
+         "Records handed out and not yet acknowledged (a Redis stream group's pending entries).",
+         [](const PipelineRunner& r) -> std::optional<std::string> {
+             const int64_t pending = r.stats().pending;
+             if (pending < 0) return std::nullopt;
+             return std::to_string(pending);
+         }},
+        {"kbridge_source_claimed_total", "counter",
+         "Records taken over from workers that stopped acknowledging them (XAUTOCLAIM).",
+         [](const PipelineRunner& r) -> std::optional<std::string> {
+             const int64_t claimed = r.stats().claimed;
+             if (claimed < 0) return std::nullopt;
+             return std::to_string(claimed);
+         }},
         {"kbridge_source_blocked_seconds", "gauge",
          "Seconds the source has been kept from records that wait (a PostgreSQL transaction "
          "holding an incremental export's horizon); 0 when not held up.",

@@ -291,6 +291,10 @@ void PipelineRunner::sample_gauges(bool now) {
     last_sample_ms_ = at;
     const auto lag = source_->lag();
     stats_.lag = lag ? static_cast<int64_t>(*lag) : -1;
+    const auto pending = source_->pending();
+    stats_.pending = pending ? static_cast<int64_t>(*pending) : -1;
+    const auto claimed = source_->claimed();
+    stats_.claimed = claimed ? static_cast<int64_t>(*claimed) : -1;
     const auto blocked = source_->blocked_seconds();
     stats_.blocked_ms = blocked ? static_cast<int64_t>(*blocked * 1000) : -1;
     stats_.source_healthy = source_->healthy();

@@ -47,6 +47,8 @@ struct PipelineStats {
     std::atomic<uint64_t> latency_buckets[std::size(kLatencyBounds) + 1] = {};
     std::atomic<uint64_t> latency_sum_us{0};
     std::atomic<int64_t> lag{-1};            // Source::lag(); -1: unknown
+    std::atomic<int64_t> pending{-1};        // Source::pending(); -1: unknown
+    std::atomic<int64_t> claimed{-1};        // Source::claimed(); -1: not done
     std::atomic<int64_t> blocked_ms{-1};     // Source::blocked_seconds(); -1: unknown
     std::atomic<bool> source_healthy{true};  // Source::healthy()
     std::atomic<uint64_t> retried{0};

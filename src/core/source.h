@@ -34,6 +34,11 @@ class Source {
     // Records behind (list length, consumer lag, rows not yet exported) from what the source
     // learnt on its read path, without a request of its own; for metrics. None: unknown.
     virtual std::optional<uint64_t> lag() { return std::nullopt; }
+    // Records handed out and not yet acknowledged, as the source's server counts them (a Redis
+    // stream group's pending entries); none: not kept. Read like lag().
+    virtual std::optional<uint64_t> pending() { return std::nullopt; }
+    // Records taken over from other workers that stopped acknowledging; none: not done.
+    virtual std::optional<uint64_t> claimed() { return std::nullopt; }
     // Seconds the source has been kept from records that wait for it (e.g. a PostgreSQL
     // transaction holding an incremental export's horizon); 0: not held up; none: unknown. Read
     // like lag(), from the run loop.

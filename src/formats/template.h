@@ -20,7 +20,7 @@ class Template {
     const std::string& text() const { return text_; }
 
   private:
-    enum class Kind { Literal, Field, Key, Topic, Partition, Offset, Timestamp };
+    enum class Kind { Literal, Field, Key, Topic, Partition, Offset, Timestamp, Id };
     struct Segment {
         Kind kind;
         std::string literal;            // Literal text, or the field's dotted name

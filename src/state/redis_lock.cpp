@@ -38,6 +38,7 @@ RedisLock::RedisLock(const RedisUrl& url, const std::string& pipeline,
     std::strftime(since, sizeof since, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
     token_ =
         random_token() + " pid " + std::to_string(getpid()) + " on " + host + " since " + since;
+    client_.route(key_);
     client_.connect();
     const RedisReply set =
         client_.command({"SET", key_, token_, "NX", "PX", std::to_string(ttl_.count())});

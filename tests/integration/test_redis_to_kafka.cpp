@@ -59,7 +59,9 @@ protected:
     }
 
     // Keys the source made and should have removed by now.
-    size_t leftover_keys() { return redis.client().command({"KEYS", list + ":inflight:*"})->elements; }
+    size_t leftover_keys() {
+        return redis.client().command({"KEYS", "*" + list + "*:inflight:*"})->elements;
+    }
 
     std::unique_ptr<Process> start(const std::vector<std::string>& args) {
         std::vector<std::string> argv{KBRIDGE_BINARY};

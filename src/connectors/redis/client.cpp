@@ -2,6 +2,7 @@
 
 #include <hiredis/read.h>
 #include <poll.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -86,21 +87,8 @@ RedisUrl parse_redis_url(const std::string& url) {
                                     std::string(kExpected));
     out.user = parsed.user;
     out.password = parsed.password;
-    // The host part: host, [v6 address] or empty, then an optional :port.
-    std::string hosts = parsed.hosts;
-    std::string port;
-    const size_t bracket = hosts.rfind(']');
-    const size_t colon = hosts.rfind(':');
-    if (colon != std::string::npos && (bracket == std::string::npos || colon > bracket)) {
-        port = hosts.substr(colon + 1);
-        hosts.resize(colon);
-    }
-    if (hosts.size() >= 2 && hosts.front() == '[' && hosts.back() == ']')
-        hosts = hosts.substr(1, hosts.size() - 2);
-    if (hosts.find_first_of("[],@ ") != std::string::npos)
-        throw std::invalid_argument("the host part is not one host name; " +
-                                    std::string(kExpected));
-    if (!hosts.empty()) out.host = hosts;
+    // The host part: host, [v6 address] or empty, then an optional :port; several, comma
+    // separated, for a Redis Cluster.
     auto number = [&](const std::string& text, const char* what, int max) {
         if (text.empty() || text.size() > 9 ||
             text.find_first_not_of("0123456789") != std::string::npos || std::stoi(text) > max)
@@ -108,23 +96,103 @@ RedisUrl parse_redis_url(const std::string& url) {
                                         std::to_string(max) + "; " + kExpected);
         return std::stoi(text);
     };
-    if (!port.empty()) out.port = number(port, "port", 65535);
+    auto host_and_port = [&](std::string hosts, NodeAddress& node) {
+        std::string port;
+        const size_t bracket = hosts.rfind(']');
+        const size_t colon = hosts.rfind(':');
+        if (colon != std::string::npos && (bracket == std::string::npos || colon > bracket)) {
+            port = hosts.substr(colon + 1);
+            hosts.resize(colon);
+        }
+        if (hosts.size() >= 2 && hosts.front() == '[' && hosts.back() == ']')
+            hosts = hosts.substr(1, hosts.size() - 2);
+        if (hosts.find_first_of("[],@ ") != std::string::npos)
+            throw std::invalid_argument("the host part is not one host name; " +
+                                        std::string(kExpected));
+        node.host = hosts.empty() ? out.host : hosts;
+        node.port = port.empty() ? out.port : number(port, "port", 65535);
+    };
+    size_t start = 0;
+    for (;;) {
+        const size_t comma = parsed.hosts.find(',', start);
+        NodeAddress node;
+        host_and_port(
+            parsed.hosts.substr(start, comma == std::string::npos ? comma : comma - start), node);
+        out.nodes.push_back(node);
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+    }
+    out.cluster = out.nodes.size() > 1;
+    out.host = out.nodes[0].host;
+    out.port = out.nodes[0].port;
     std::string db = parsed.path;
     if (!db.empty() && db.back() == '/') db.pop_back();
     if (!db.empty()) out.db = number(db, "database", 1 << 20);
+    if (out.cluster && out.db != 0)
+        throw std::invalid_argument("a Redis Cluster has only database 0");
+    std::string nodes;
+    for (const auto& n : out.nodes)
+        nodes += (nodes.empty() ? "" : ",") +
+                 (n.host.find(':') != std::string::npos ? "[" + n.host + "]" : n.host) + ":" +
+                 std::to_string(n.port);
     out.redacted =
         "redis://" +
         std::string(out.password.empty() ? "" : (out.user.empty() ? "***@" : out.user + ":***@")) +
-        (out.host.find(':') != std::string::npos ? "[" + out.host + "]" : out.host) + ":" +
-        std::to_string(out.port) + "/" + std::to_string(out.db);
+        nodes + "/" + std::to_string(out.db);
     return out;
 }
 
+RedisUrl redis_url_option(const Options& connector, const Options& defaults) {
+    const Options& where = connector.has("url") ? connector : defaults;
+    RedisUrl url;
+    try {
+        url = parse_redis_url(where.str("url"));
+    } catch (const std::invalid_argument& e) {
+        throw where.error("url", e.what());
+    }
+    const Options& cluster = connector.has("cluster") ? connector : defaults;
+    if (cluster.boolean("cluster")) {
+        if (!url.unix_path.empty())
+            throw cluster.error("cluster", "a Redis Cluster is reached over TCP, not unix://");
+        if (url.db != 0) throw where.error("url", "a Redis Cluster has only database 0");
+        url.cluster = true;
+    }
+    return url;
+}
+
 void RedisClient::connect() {
+    if (!url_.cluster) return connect_node(url_.host, url_.port);
+    // The node last used first (it likely still owns the slot), then the URL's.
+    std::vector<NodeAddress> candidates;
+    if (!node_.host.empty()) candidates.push_back(node_);
+    candidates.insert(candidates.end(), url_.nodes.begin(), url_.nodes.end());
+    std::string errors;
+    for (const auto& candidate : candidates) {
+        try {
+            connect_node(candidate.host, candidate.port);
+            if (slot_ < 0) return;
+            const RedisReply slots = command({"CLUSTER", "SLOTS"});
+            const std::optional<NodeAddress> owner = slot_owner(slots.get(), slot_);
+            if (!owner)
+                throw RedisError("redis " + url_.redacted + ": no node serves slot " +
+                                 std::to_string(slot_) + " (is the cluster complete?)");
+            if (!(*owner == candidate)) connect_node(owner->host, owner->port);
+            return;
+        } catch (const RedisError& e) {
+            errors += std::string(errors.empty() ? "" : "; ") + e.what();
+        }
+    }
+    throw RedisError(errors);
+}
+
+void RedisClient::connect_node(const std::string& host, int port) {
     const auto deadline = std::chrono::steady_clock::now() + timeout_;
     pending_ = 0;
+    sent_.clear();
+    moved_to_.reset();
+    node_ = {host, port};
     // Non-blocking from the start: a connect, like every later wait, is one we can bound.
-    redisContext* c = url_.unix_path.empty() ? redisConnectNonBlock(url_.host.c_str(), url_.port)
+    redisContext* c = url_.unix_path.empty() ? redisConnectNonBlock(host.c_str(), port)
                                              : redisConnectUnixNonBlock(url_.unix_path.c_str());
     if (!c) throw RedisError("redis " + url_.redacted + ": out of memory");
     context_.reset(c);
@@ -171,6 +239,13 @@ void RedisClient::await(short events, std::chrono::steady_clock::time_point dead
 
 void RedisClient::append(const std::vector<std::string>& args) {
     if (!context_) throw RedisError("redis " + url_.redacted + ": not connected");
+    if (moved_to_ && pending_ == 0) {
+        // The slot moved: every reply the old node owed is in, so go over.
+        const NodeAddress to = *moved_to_;
+        spdlog::info("redis {}: slot {} moved to {}", url_.redacted, slot_, to.text());
+        connect_node(to.host, to.port);
+    }
+    if (url_.cluster) sent_.push_back(args);
     std::vector<const char*> argv;
     std::vector<size_t> lengths;
     argv.reserve(args.size());
@@ -192,7 +267,10 @@ void RedisClient::broken() {
 void RedisClient::broken(const std::string& error) {
     context_.reset();  // a hiredis context is unusable after an I/O error
     pending_ = 0;
-    throw RedisError("redis " + url_.redacted + ": " + scrub_secrets(error));
+    sent_.clear();
+    throw RedisError("redis " + url_.redacted +
+                     (url_.cluster ? " (node " + node_.text() + ")" : "") + ": " +
+                     scrub_secrets(error));
 }
 
 void RedisClient::write_out(std::chrono::steady_clock::time_point deadline) {
@@ -230,14 +308,81 @@ void* RedisClient::read_reply(std::chrono::milliseconds blocks) {
     return raw;
 }
 
+void* RedisClient::next_reply(std::chrono::milliseconds blocks, const void* placeholder) {
+    void* raw = read_reply(blocks);
+    if (!url_.cluster || sent_.empty()) return raw;
+    const std::vector<std::string> args = std::move(sent_.front());
+    sent_.pop_front();
+    if (raw == placeholder) return raw;
+    const redisReply* r = static_cast<const redisReply*>(raw);
+    if (r->type != REDIS_REPLY_ERROR) return raw;
+    const auto redirection = parse_redirection(std::string_view(r->str, r->len));
+    if (!redirection) return raw;
+    freeReplyObject(raw);
+    return redirect(args, *redirection).release();
+}
+
+RedisClient& RedisClient::node_client(const NodeAddress& at) {
+    auto& client = others_[at.text()];
+    if (!client) {
+        RedisUrl url = url_;
+        url.cluster = false;
+        url.host = at.host;
+        url.port = at.port;
+        client = std::make_unique<RedisClient>(url, timeout_);
+    }
+    if (!client->connected()) client->connect();
+    return *client;
+}
+
+// Runs a redirected command where the cluster says it belongs, as often as it is redirected
+// again, within the timeout. Only MOVED changes where this client's later commands go.
+RedisReply RedisClient::redirect(const std::vector<std::string>& args, Redirection redirection) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout_;
+    NodeAddress at = moved_to_ ? *moved_to_ : node_;
+    for (;;) {
+        bool asking = false;
+        switch (redirection.kind) {
+            case Redirection::Moved:
+                at = redirection.to;
+                // A key of another slot (an upgrade's old names) moves nothing of ours.
+                if (redirection.slot == slot_ && !(at == node_)) moved_to_ = at;
+                break;
+            case Redirection::Ask:
+                at = redirection.to;
+                asking = true;
+                break;
+            case Redirection::TryAgain:
+                // A slot migrating with our keys split across two nodes: wait for the move.
+                if (!sleep_unless_stopped(std::chrono::milliseconds(50)))
+                    throw RedisError("redis " + url_.redacted + ": gave up waiting for slot " +
+                                     std::to_string(slot_) + ": the run is stopping");
+                break;
+        }
+        if (std::chrono::steady_clock::now() > deadline)
+            throw RedisError("redis " + url_.redacted + ": " + args[0] +
+                             " still redirected after " + duration_text(timeout_) +
+                             " (connect_timeout)");
+        RedisClient& node = node_client(at);
+        if (asking) node.send({"ASKING"});
+        node.send(args);
+        if (asking) node.reply();
+        RedisReply answer = node.any_reply();
+        if (answer->type != REDIS_REPLY_ERROR) return answer;
+        const auto again = parse_redirection(std::string_view(answer->str, answer->len));
+        if (!again) return answer;
+        redirection = *again;
+    }
+}
+
 RedisReply RedisClient::any_reply() {
-    RedisReply owned(static_cast<redisReply*>(read_reply(std::chrono::milliseconds(0))));
+    RedisReply owned(static_cast<redisReply*>(next_reply(std::chrono::milliseconds(0))));
     --pending_;
     return owned;
 }
 
 RedisReply RedisClient::reply(std::chrono::milliseconds blocks) {
-    RedisReply owned(static_cast<redisReply*>(read_reply(blocks)));
+    RedisReply owned(static_cast<redisReply*>(next_reply(blocks)));
     --pending_;
     if (owned->type == REDIS_REPLY_ERROR)
         throw RedisError("redis " + url_.redacted + ": " +
@@ -265,8 +410,28 @@ void RedisClient::reply_strings(std::vector<char>& storage, std::vector<Place>& 
     reader->privdata = saved_privdata;
     g_active_capture = nullptr;
     --pending_;
-    if (raw == &capture.placeholder) return;
+    if (raw == &capture.placeholder) {
+        if (url_.cluster && !sent_.empty()) sent_.pop_front();
+        return;
+    }
     RedisReply owned(static_cast<redisReply*>(raw));
+    if (url_.cluster && !sent_.empty()) {
+        const std::vector<std::string> args = std::move(sent_.front());
+        sent_.pop_front();
+        const auto redirection = owned->type == REDIS_REPLY_ERROR
+                                     ? parse_redirection(std::string_view(owned->str, owned->len))
+                                     : std::nullopt;
+        if (redirection) owned = redirect(args, *redirection);
+        if (owned->type == REDIS_REPLY_ARRAY) {
+            for (size_t i = 0; i < owned->elements; ++i) {
+                const redisReply* e = owned->element[i];
+                if (e->type != REDIS_REPLY_STRING) continue;
+                places.push_back({storage.size(), e->len});
+                storage.insert(storage.end(), e->str, e->str + e->len);
+            }
+            return;
+        }
+    }
     if (owned->type == REDIS_REPLY_ERROR)
         throw RedisError("redis " + url_.redacted + ": " +
                          scrub_secrets(std::string(owned->str, owned->len)));

@@ -4,10 +4,16 @@
 #include <hiredis/hiredis.h>
 
 #include <chrono>
+#include <deque>
+#include <map>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "config/options.h"
+#include "connectors/redis/cluster.h"
 
 namespace kbridge {
 
@@ -26,12 +32,19 @@ struct RedisUrl {
     std::string user;
     std::string password;
     int db = 0;
+    // A Redis Cluster, reached through any of these nodes (a URL naming several hosts).
+    bool cluster = false;
+    std::vector<NodeAddress> nodes;
     // The URL with any password masked, for logs and errors.
     std::string redacted;
 };
 
 // Throws std::invalid_argument on a malformed URL.
 RedisUrl parse_redis_url(const std::string& url);
+
+// A Redis connector's endpoint: its `url` (else redis.url) and `cluster` (else redis.cluster).
+// Throws ConfigError naming the option at fault.
+RedisUrl redis_url_option(const Options& connector, const Options& defaults);
 
 class RedisError : public std::runtime_error {
   public:
@@ -44,6 +57,11 @@ class RedisClient {
     // server silent for that long is taken as unreachable.
     explicit RedisClient(RedisUrl url, std::chrono::milliseconds timeout = std::chrono::seconds(10))
         : url_(std::move(url)), timeout_(timeout) {}
+    // Cluster mode: this client serves the slot of `key` (every key it is given must share that
+    // slot, e.g. through a hash tag). connect() finds the node that owns the slot; MOVED and ASK
+    // are followed and TRYAGAIN waited out, a redirected command running again where it belongs.
+    void route(const std::string& key) { slot_ = cluster_slot(key); }
+    bool cluster() const { return url_.cluster; }
     void connect();
     // Runs one command (arguments binary-safe) and returns its reply, after checking the replies
     // of any commands sent before it. Throws RedisError on I/O errors and on error replies.
@@ -70,6 +88,12 @@ class RedisClient {
     std::chrono::milliseconds timeout() const { return timeout_; }
 
   private:
+    void connect_node(const std::string& host, int port);
+    // Takes the oldest reply; in cluster mode one that redirects is replaced by the answer of
+    // the node it names.
+    void* next_reply(std::chrono::milliseconds blocks, const void* placeholder = nullptr);
+    RedisReply redirect(const std::vector<std::string>& args, Redirection first);
+    RedisClient& node_client(const NodeAddress& at);
     void append(const std::vector<std::string>& args);
     // The connection is non-blocking: these wait for the socket themselves, each wait bounded
     // by the timeout (renewed whenever bytes move) and by a stop request.
@@ -83,6 +107,12 @@ class RedisClient {
     std::chrono::milliseconds timeout_;
     std::unique_ptr<redisContext, RedisContextDeleter> context_;
     size_t pending_ = 0;
+    // Cluster mode.
+    int slot_ = -1;
+    NodeAddress node_;                           // the node connected to
+    std::optional<NodeAddress> moved_to_;        // the slot's new owner, once replies are in
+    std::deque<std::vector<std::string>> sent_;  // commands awaiting their replies
+    std::map<std::string, std::unique_ptr<RedisClient>> others_;  // redirection targets
 };
 
 }  // namespace kbridge

@@ -26,6 +26,9 @@ const OptionTable kOptions = with_csv_options({
     {"url", OptionType::String, "", "redis://[user:password@]host:port/db (default: redis.url)"},
     {"connect_timeout", OptionType::Duration, "",
      "bound on connecting and on any wait for an answer (default: redis.connect_timeout, 10s)"},
+    {"cluster", OptionType::Boolean, "",
+     "the url names a node of a Redis Cluster (default: redis.cluster; implied by several "
+     "nodes)"},
 });
 
 // Moves up to ARGV[1] items from the head (ASC) or the tail (DESC, oldest first) of the list
@@ -58,6 +61,12 @@ const OptionTable& redis_list_options() {
 }
 
 std::string redis_in_flight_key(const std::string& list, const std::string& consumer) {
+    // A key with a hash tag of its own keeps it: a prefix of the name keeps its slot.
+    if (has_hash_tag(list)) return list + ":inflight:" + consumer;
+    return "{" + list + "}:inflight:" + consumer;
+}
+
+std::string redis_old_in_flight_key(const std::string& list, const std::string& consumer) {
     return list + ":inflight:" + consumer;
 }
 
@@ -68,17 +77,16 @@ std::string redis_batch_key(const std::string& list, const std::string& consumer
 std::unique_ptr<Source> make_redis_list_source(const Options& options,
                                                const ConnectorContext& ctx) {
     RedisListSource::Settings s;
-    const std::string url = options.has("url") ? options.str("url") : ctx.config.redis.str("url");
-    try {
-        s.url = parse_redis_url(url);
-    } catch (const std::invalid_argument& e) {
-        if (options.has("url")) throw options.error("url", e.what());
-        throw ctx.config.redis.error("url", e.what());
-    }
+    s.url = redis_url_option(options, ctx.config.redis);
     s.timeout = connect_timeout_option(options, ctx.config.redis);
     s.key = options.str("key");
     if (s.key.empty()) throw options.error("key", "must not be empty");
     s.consumer = options.has("consumer") ? options.str("consumer") : ctx.pipeline;
+    if (s.url.cluster &&
+        cluster_slot(redis_in_flight_key(s.key, s.consumer)) != cluster_slot(s.key))
+        throw options.error("key",
+                            "on a Redis Cluster the key needs a hash tag ({...}) or no "
+                            "braces: its in-flight list must share its slot");
     const int64_t batch_size = options.integer("batch_size");
     if (batch_size < 1 || batch_size > 100000)
         throw options.error("batch_size", "must be between 1 and 100000");
@@ -96,7 +104,9 @@ std::unique_ptr<Source> make_redis_list_source(const Options& options,
 RedisListSource::RedisListSource(Settings settings)
     : settings_(std::move(settings)),
       in_flight_key_(redis_in_flight_key(settings_.key, settings_.consumer)),
-      client_(settings_.url, settings_.timeout) {}
+      client_(settings_.url, settings_.timeout) {
+    client_.route(settings_.key);
+}
 
 void RedisListSource::connect() {
     // Also after an outage: what this worker had in flight is in its in-flight list again.
@@ -106,19 +116,11 @@ void RedisListSource::connect() {
     replies_before_move_ = 0;
     client_.connect();
     move_sha_ = client_.command({"SCRIPT", "LOAD", kMoveScript})->str;
-    const RedisReply names = client_.command({"LRANGE", in_flight_key_, "0", "-1"});
-    const std::string prefix = in_flight_key_ + ":";
-    for (size_t i = 0; i < names->elements; ++i) {
-        std::string name(names->element[i]->str, names->element[i]->len);
-        if (name.rfind(prefix, 0) != 0)
-            throw RedisError(
-                "in-flight list " + in_flight_key_ + " names '" + name +
-                "', which is no batch of this worker's; was it written by something else?");
-        next_seq_ = std::max<uint64_t>(
-            next_seq_, std::strtoull(name.c_str() + prefix.size(), nullptr, 10) + 1);
-        left_records_ += client_.command({"LLEN", name})->integer;
-        left_by_last_run_.push_back(std::move(name));
-    }
+    // An earlier version's in-flight list, without the hash tag, goes first: an upgrade loses
+    // nothing. (It names the same list only where the names differ.)
+    const std::string old_key = redis_old_in_flight_key(settings_.key, settings_.consumer);
+    if (old_key != in_flight_key_) take_over_in_flight(old_key);
+    take_over_in_flight(in_flight_key_);
     if (!left_by_last_run_.empty())
         spdlog::info(
             "redis_list {}: sending again {} records in {} batches left in flight by an earlier "
@@ -140,6 +142,23 @@ RedisListSource::InFlight RedisListSource::in_flight() {
     return out;
 }
 
+void RedisListSource::take_over_in_flight(const std::string& in_flight_key) {
+    const RedisReply names = client_.command({"LRANGE", in_flight_key, "0", "-1"});
+    const std::string prefix = in_flight_key + ":";
+    for (size_t i = 0; i < names->elements; ++i) {
+        std::string name(names->element[i]->str, names->element[i]->len);
+        if (name.rfind(prefix, 0) != 0)
+            throw RedisError(
+                "in-flight list " + in_flight_key + " names '" + name +
+                "', which is no batch of this worker's; was it written by something else?");
+        if (in_flight_key == in_flight_key_)
+            next_seq_ = std::max<uint64_t>(
+                next_seq_, std::strtoull(name.c_str() + prefix.size(), nullptr, 10) + 1);
+        left_records_ += client_.command({"LLEN", name})->integer;
+        left_by_last_run_.emplace_back(std::move(name), in_flight_key);
+    }
+}
+
 std::optional<uint64_t> RedisListSource::backlog() {
     return client_.command({"LLEN", settings_.key})->integer + left_records_;
 }
@@ -152,11 +171,19 @@ std::optional<uint64_t> RedisListSource::lag() {
 void RedisListSource::send_move() {
     pending_batch_key_ = redis_batch_key(settings_.key, settings_.consumer, next_seq_++);
     replies_before_move_ = client_.replies_pending();
-    client_.send({"EVALSHA", move_sha_, "3", settings_.key, pending_batch_key_, in_flight_key_,
+    // On a Cluster the move may be redirected to a node that never loaded the script: the text
+    // goes along (Redis caches it compiled all the same).
+    const bool by_text = client_.cluster();
+    client_.send({by_text ? "EVAL" : "EVALSHA", by_text ? kMoveScript : move_sha_, "3",
+                  settings_.key, pending_batch_key_, in_flight_key_,
                   std::to_string(settings_.batch_size), settings_.pop_left ? "ASC" : "DESC"});
+    send_reads();
+    move_pending_ = true;
+}
+
+void RedisListSource::send_reads() {
     client_.send({"LRANGE", pending_batch_key_, "0", "-1"});
     client_.send({"LLEN", settings_.key});  // for metrics, without a round trip of its own
-    move_pending_ = true;
 }
 
 void RedisListSource::receive_move(Batch& batch) {
@@ -172,9 +199,12 @@ void RedisListSource::receive_move(Batch& batch) {
         send_move();
         return receive_move(batch);
     }
+    // On a Cluster a redirected move runs again when its reply is taken, and so does a read
+    // sent with it: the new batch key is missing where the move was refused (ASK, or MOVED
+    // with the slot), so the read is redirected too, and runs after the move.
     take(batch);
     list_length_ = static_cast<uint64_t>(client_.reply()->integer);
-    if (!batch.records.empty()) set_ack(batch, pending_batch_key_);
+    if (!batch.records.empty()) set_ack(batch, pending_batch_key_, in_flight_key_);
 }
 
 void RedisListSource::take(Batch& batch) {
@@ -192,8 +222,9 @@ void RedisListSource::take(Batch& batch) {
     }
 }
 
-void RedisListSource::set_ack(Batch& batch, const std::string& batch_key) {
-    batch.ack = [this, batch_key, size = batch.records.size()](size_t count) {
+void RedisListSource::set_ack(Batch& batch, const std::string& batch_key,
+                              const std::string& in_flight_key) {
+    batch.ack = [this, batch_key, in_flight_key, size = batch.records.size()](size_t count) {
         // Pipelined: the replies are checked with the next command's, or at close().
         if (count < size) {
             // The batch list keeps the records from the one the run stopped at, under its name
@@ -203,7 +234,7 @@ void RedisListSource::set_ack(Batch& batch, const std::string& batch_key) {
         }
         // The batch goes before its name, so a crash between the two leaves only an empty name.
         client_.send({"DEL", batch_key});
-        client_.send({"LREM", in_flight_key_, "1", batch_key});
+        client_.send({"LREM", in_flight_key, "1", batch_key});
     };
 }
 
@@ -219,13 +250,14 @@ ReadStatus RedisListSource::read(Batch& batch, std::chrono::milliseconds wait) {
         return batch.records.empty() ? ReadStatus::End : ReadStatus::Records;
     }
     if (!left_by_last_run_.empty()) {
-        const std::string name = std::move(left_by_last_run_.front());
+        const auto [name, in_flight_key] = std::move(left_by_last_run_.front());
         left_by_last_run_.pop_front();
         while (client_.replies_pending()) client_.reply();
         client_.send({"LRANGE", name, "0", "-1"});
         take(batch);
         left_records_ -= std::min<uint64_t>(left_records_, batch.records.size());
-        set_ack(batch, name);  // an empty batch is acknowledged at once, forgetting its name
+        // An empty batch is acknowledged at once, forgetting its name.
+        set_ack(batch, name, in_flight_key);
         return ReadStatus::Records;
     }
     if (!move_pending_) send_move();

@@ -18,8 +18,13 @@ namespace kbridge {
 const OptionTable& redis_list_options();
 std::unique_ptr<Source> make_redis_list_source(const Options& options, const ConnectorContext& ctx);
 
-// The worker's in-flight list: the names of its unacknowledged batch lists, oldest first.
+// The worker's in-flight list: the names of its unacknowledged batch lists, oldest first. Its
+// name carries the list's hash tag ({jobs}:inflight:worker1), so that on a Redis Cluster the
+// list, its in-flight list and its batches share one slot.
 std::string redis_in_flight_key(const std::string& list, const std::string& consumer);
+// The in-flight list's name before it had a hash tag (jobs:inflight:worker1): what it names is
+// sent again at start.
+std::string redis_old_in_flight_key(const std::string& list, const std::string& consumer);
 // One unacknowledged batch, its records in the order they are sent.
 std::string redis_batch_key(const std::string& list, const std::string& consumer, uint64_t seq);
 
@@ -61,17 +66,21 @@ class RedisListSource : public Source {
     bool previewed_ = false;
     // Sends the move of the next batch and the read of its records (two replies).
     void send_move();
+    void send_reads();
     // Takes the replies of the move sent last (after those of earlier pipelined acks).
     void receive_move(Batch& batch);
     // Takes the next reply, an LRANGE's, as the batch's records.
     void take(Batch& batch);
-    void set_ack(Batch& batch, const std::string& batch_key);
+    void set_ack(Batch& batch, const std::string& batch_key, const std::string& in_flight_key);
+    // Adds the batches an in-flight list names to those sent first.
+    void take_over_in_flight(const std::string& in_flight_key);
 
     Settings settings_;
     std::string in_flight_key_;
     RedisClient client_;
     std::string move_sha_;
-    std::deque<std::string> left_by_last_run_;  // batch keys found at connect, sent first
+    // Batch keys found at connect, with the in-flight list naming each, sent first.
+    std::deque<std::pair<std::string, std::string>> left_by_last_run_;
     uint64_t left_records_ = 0;
     std::optional<uint64_t> list_length_;  // after the last move
     uint64_t next_seq_ = 0;

@@ -32,6 +32,9 @@ const OptionTable kOptions = {
     {"url", OptionType::String, "", "redis://[user:password@]host:port/db (default: redis.url)"},
     {"connect_timeout", OptionType::Duration, "",
      "bound on connecting and on any wait for an answer (default: redis.connect_timeout, 10s)"},
+    {"cluster", OptionType::Boolean, "",
+     "the url names a node of a Redis Cluster (default: redis.cluster; implied by several "
+     "nodes)"},
 };
 
 constexpr int kMaxAttempts = 10;
@@ -135,13 +138,7 @@ const OptionTable& redis_sink_options() {
 
 std::unique_ptr<Sink> make_redis_sink(const Options& options, const ConnectorContext& ctx) {
     RedisSink::Settings s;
-    const std::string url = options.has("url") ? options.str("url") : ctx.config.redis.str("url");
-    try {
-        s.url = parse_redis_url(url);
-    } catch (const std::invalid_argument& e) {
-        if (options.has("url")) throw options.error("url", e.what());
-        throw ctx.config.redis.error("url", e.what());
-    }
+    s.url = redis_url_option(options, ctx.config.redis);
     s.timeout = connect_timeout_option(options, ctx.config.redis);
     const std::string command = options.str("command");
     using C = RedisSink::Command;
@@ -171,6 +168,10 @@ std::unique_ptr<Sink> make_redis_sink(const Options& options, const ConnectorCon
     if (options.has("ttl")) s.ttl = options.duration("ttl");
     s.delete_on_tombstone = options.boolean("delete_on_tombstone");
     s.exactly_once = options.boolean("exactly_once");
+    if (s.exactly_once && s.url.cluster)
+        throw options.error("exactly_once",
+                            "needs one server: on a Redis Cluster the batch's keys, its offsets "
+                            "and its refused records would span slots, which one script cannot");
     s.offsets_key = options.str("offsets_key");
     return std::make_unique<RedisSink>(std::move(s));
 }
