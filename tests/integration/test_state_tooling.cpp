@@ -101,10 +101,10 @@ TEST(StateTooling, ShowPrintsARedisWorkersInFlightBatches) {
                               dir.path().string());
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_NE(r.out.find("jobs: redis_list:jobs holds 5 records; 2 batches (4 records) in flight "
-                         "in jobs:inflight:jobs"),
+                         "in {jobs}:inflight:jobs"),
               std::string::npos)
         << r.out;
-    EXPECT_NE(r.out.find("  jobs:inflight:jobs:7: 3 records\n  jobs:inflight:jobs:8: 1 records\n"),
+    EXPECT_NE(r.out.find("  {jobs}:inflight:jobs:7: 3 records\n  {jobs}:inflight:jobs:8: 1 records\n"),
               std::string::npos)
         << r.out;
     r = run_kbridge({"state", "set", path, "jobs", "x=1", "--state-dir", dir.file("state")},
