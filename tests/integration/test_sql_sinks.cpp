@@ -210,7 +210,7 @@ TEST_P(SqlSinks, DryRunAndCheckCreateNothing) {
     EXPECT_EQ(rows(), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Dialects, SqlSinks, ::testing::Values("postgres", "sqlite"),
+INSTANTIATE_TEST_SUITE_P(Dialects, SqlSinks, ::testing::Values("postgres", "sqlite", "mariadb"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

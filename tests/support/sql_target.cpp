@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "support/mariadb.h"
 #include "support/postgres.h"
 
 namespace kbridge::test {
@@ -33,6 +34,28 @@ class PostgresTarget : public SqlTarget {
 
   private:
     PostgresServer server_;
+};
+
+class MariadbTarget : public SqlTarget {
+  public:
+    explicit MariadbTarget(const TempDir& dir) : server_(dir) {}
+    void exec(const std::string& sql) override { server_.exec(sql); }
+    std::string scalar(const std::string& sql) override { return server_.scalar(sql); }
+    std::string globals() const override { return "mysql: {url: '" + server_.url() + "'}\n"; }
+    std::string sink_lines() const override { return ""; }
+    std::string type() const override { return "mysql_table"; }
+    std::string check_violation() const override { return "CONSTRAINT"; }
+    std::string duplicate_key() const override { return "Duplicate entry"; }
+    void interrupt() override { server_.kill_clients(); }
+    bool has_table(const std::string& name) override {
+        return scalar(
+                   "SELECT count(*) FROM information_schema.tables WHERE table_schema = "
+                   "DATABASE() AND table_name = '" +
+                   name + "'") == "1";
+    }
+
+  private:
+    MariadbServer server_;
 };
 
 class SqliteTarget : public SqlTarget {
@@ -105,6 +128,7 @@ class SqliteTarget : public SqlTarget {
 std::unique_ptr<SqlTarget> make_sql_target(const std::string& kind, const TempDir& dir) {
     if (kind == "postgres") return std::make_unique<PostgresTarget>(dir);
     if (kind == "sqlite") return std::make_unique<SqliteTarget>(dir);
+    if (kind == "mariadb") return std::make_unique<MariadbTarget>(dir);
     throw std::invalid_argument("no SQL target " + kind);
 }
 
