@@ -1,6 +1,8 @@
 #include "connectors/mysql/table_sink.h"
 
 #include <algorithm>
+#include <ctime>
+#include <deque>
 
 #include "connectors/mysql/connection.h"
 #include "connectors/sql/batch.h"
@@ -37,6 +39,32 @@ std::string repeat(const std::string& item, size_t times, const std::string& sep
     std::string out;
     for (size_t i = 0; i < times; ++i) out += (i ? separator : "") + item;
     return out;
+}
+
+// MySQL reads ISO 8601 times ("2024-01-02T03:04:05.123456") but not their zone: a time that
+// ends in Z or +HH:MM is given as the UTC time it names (the session's time_zone is UTC).
+// Anything else is left for the server to judge.
+std::optional<std::string> utc_time(std::string_view text) {
+    if (text.size() < 20 || text[10] != 'T') return std::nullopt;
+    if (text.back() == 'Z') return std::string(text.substr(0, text.size() - 1));
+    const size_t sign = text.size() - 6;
+    if ((text[sign] != '+' && text[sign] != '-') || text[sign + 3] != ':') return std::nullopt;
+    std::tm tm{};
+    int offset_h = 0, offset_m = 0;
+    const std::string head(text.substr(0, 19)), zone(text.substr(sign + 1));
+    if (std::sscanf(head.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                    &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6 ||
+        std::sscanf(zone.c_str(), "%2d:%2d", &offset_h, &offset_m) != 2)
+        return std::nullopt;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    const int sign_factor = text[sign] == '+' ? 1 : -1;
+    const std::time_t utc = timegm(&tm) - sign_factor * (offset_h * 3600 + offset_m * 60);
+    std::tm out{};
+    gmtime_r(&utc, &out);
+    char buffer[32];
+    std::strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S", &out);
+    return std::string(buffer) + std::string(text.substr(19, sign - 19));  // the fraction
 }
 
 class MysqlDialect : public SqlDialect {
@@ -97,12 +125,26 @@ class MysqlDialect : public SqlDialect {
     // INSERT of `records` (chunks of kRowsPerInsert), with `tail` after the VALUES.
     void insert_rows(const SqlBatch& batch, const std::vector<size_t>& records,
                      const std::string& tail);
+    // The cell as a parameter (a time with a zone as UTC, kept in converted_).
+    std::optional<std::string_view> param(const SqlBatch& batch, size_t record, size_t column);
 
     SqlSettings settings_;
     MysqlConnection conn_;
     std::chrono::milliseconds query_timeout_;
-    std::string table_;  // quoted
+    std::string table_;                  // quoted
+    std::vector<bool> temporal_;         // by column: DATETIME or TIMESTAMP
+    std::deque<std::string> converted_;  // the converted parameters of one statement
 };
+
+std::optional<std::string_view> MysqlDialect::param(const SqlBatch& batch, size_t record,
+                                                    size_t column) {
+    const auto value = batch.value(record, column);
+    if (!value || !temporal_[column]) return value;
+    auto utc = utc_time(*value);
+    if (!utc) return value;
+    converted_.push_back(std::move(*utc));
+    return std::string_view(converted_.back());
+}
 
 SqlFailure MysqlDialect::classify(const SqlError& e) const {
     if (e.connection_lost()) return SqlFailure::Transient;
@@ -128,7 +170,8 @@ TableShape MysqlDialect::introspect() {
         schema ? std::optional<std::string_view>(*schema) : std::nullopt;
     const MysqlRows cols = conn_.query(
         "SELECT column_name, is_nullable = 'NO', column_default IS NOT NULL OR extra LIKE "
-        "'%auto_increment%', column_key = 'PRI' FROM information_schema.columns WHERE "
+        "'%auto_increment%', data_type IN ('datetime', 'timestamp') FROM "
+        "information_schema.columns WHERE "
         "table_schema = COALESCE(?, DATABASE()) AND table_name = ? AND extra NOT LIKE "
         "'%GENERATED%' AND extra NOT IN ('VIRTUAL', 'PERSISTENT', 'STORED') ORDER BY "
         "ordinal_position",
@@ -136,7 +179,9 @@ TableShape MysqlDialect::introspect() {
     if (cols.empty())
         throw SqlError("mysql " + conn_.redacted_url() + ": no table " + settings_.table);
     TableShape shape;
+    temporal_.clear();
     for (const auto& row : cols) {
+        temporal_.push_back(row[3] == std::optional<std::string>("1"));
         SqlColumn c;
         c.name = row[0].value_or("");
         c.quoted = MysqlConnection::quote_identifier(c.name);
@@ -255,8 +300,9 @@ void MysqlDialect::insert_rows(const SqlBatch& batch, const std::vector<size_t>&
     for (size_t from = 0; from < records.size(); from += kRowsPerInsert) {
         const size_t to = std::min(records.size(), from + kRowsPerInsert);
         params.clear();
+        converted_.clear();
         for (size_t i = from; i < to; ++i)
-            for (size_t c : columns) params.push_back(batch.value(records[i], c));
+            for (size_t c : columns) params.push_back(param(batch, records[i], c));
         conn_.execute("INSERT INTO " + table_ + " (" + join(names, ", ") + ") VALUES " +
                           repeat(row, to - from, ", ") + tail,
                       params);
@@ -314,7 +360,8 @@ void MysqlDialect::merge(const SqlBatch& batch, const std::vector<size_t>& recor
     MysqlParams params;
     for (size_t r : writes) {
         params.clear();
-        for (size_t c : values) params.push_back(batch.value(r, c));
+        converted_.clear();
+        for (size_t c : values) params.push_back(param(batch, r, c));
         for (size_t k : shape_.keys) params.push_back(batch.value(r, k));
         conn_.execute(sql, params);
     }
