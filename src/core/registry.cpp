@@ -2,10 +2,10 @@
 
 #include "connectors/kafka/sink.h"
 #include "connectors/kafka/source.h"
+#include "connectors/mysql/table_sink.h"
 #include "connectors/postgres/table_sink.h"
 #include "connectors/postgres/table_source.h"
 #include "connectors/redis/list_source.h"
-#include "connectors/mysql/table_sink.h"
 #include "connectors/redis/sink.h"
 #include "connectors/sqlite/table_sink.h"
 #include "connectors/stdio/stdin_source.h"
