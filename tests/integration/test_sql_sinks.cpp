@@ -210,7 +210,8 @@ TEST_P(SqlSinks, DryRunAndCheckCreateNothing) {
     EXPECT_EQ(rows(), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Dialects, SqlSinks, ::testing::Values("postgres", "sqlite", "mariadb"),
+INSTANTIATE_TEST_SUITE_P(Dialects, SqlSinks,
+                         ::testing::Values("postgres", "sqlite", "sqlite_normal", "mariadb"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

@@ -60,7 +60,8 @@ class MariadbTarget : public SqlTarget {
 
 class SqliteTarget : public SqlTarget {
   public:
-    explicit SqliteTarget(const TempDir& dir) : path_(dir.file("target.db")) {
+    SqliteTarget(const TempDir& dir, bool fsync_commits)
+        : path_(dir.file("target.db")), fsync_commits_(fsync_commits) {
         if (sqlite3_open(path_.c_str(), &db_) != SQLITE_OK)
             throw std::runtime_error("cannot create " + path_);
         sqlite3_busy_timeout(db_, 10000);
@@ -93,7 +94,8 @@ class SqliteTarget : public SqlTarget {
     }
     std::string globals() const override { return ""; }
     std::string sink_lines() const override {
-        return "      path: '" + path_ + "'\n      busy_timeout: 200ms\n";
+        return "      path: '" + path_ + "'\n      busy_timeout: 200ms\n" +
+               (fsync_commits_ ? "" : "      synchronous: normal\n");
     }
     std::string type() const override { return "sqlite_table"; }
     std::string check_violation() const override { return "CHECK constraint failed"; }
@@ -119,6 +121,7 @@ class SqliteTarget : public SqlTarget {
 
   private:
     std::string path_;
+    bool fsync_commits_;
     sqlite3* db_ = nullptr;
     std::thread locker_;
 };
@@ -127,7 +130,8 @@ class SqliteTarget : public SqlTarget {
 
 std::unique_ptr<SqlTarget> make_sql_target(const std::string& kind, const TempDir& dir) {
     if (kind == "postgres") return std::make_unique<PostgresTarget>(dir);
-    if (kind == "sqlite") return std::make_unique<SqliteTarget>(dir);
+    if (kind == "sqlite") return std::make_unique<SqliteTarget>(dir, true);
+    if (kind == "sqlite_normal") return std::make_unique<SqliteTarget>(dir, false);
     if (kind == "mariadb") return std::make_unique<MariadbTarget>(dir);
     throw std::invalid_argument("no SQL target " + kind);
 }

@@ -30,7 +30,7 @@ class SqlTarget {
     virtual bool has_table(const std::string& name) = 0;
 };
 
-// "postgres" or "sqlite", in a temp dir of `dir`.
+// "postgres", "mariadb", "sqlite" or "sqlite_normal" (synchronous: normal), in `dir`.
 std::unique_ptr<SqlTarget> make_sql_target(const std::string& kind, const TempDir& dir);
 
 }  // namespace kbridge::test

@@ -16,7 +16,7 @@ void SqliteConnection::connect() {
     sqlite3_extended_result_codes(db_.get(), 1);
     sqlite3_busy_timeout(db_.get(), static_cast<int>(busy_timeout_.count()));
     exec("PRAGMA journal_mode=WAL");
-    exec("PRAGMA synchronous=FULL");
+    exec(fsync_commits_ ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
 }
 
 void SqliteConnection::fail(const std::string& what, int code) {

@@ -22,10 +22,11 @@ using SqliteStatement = std::unique_ptr<sqlite3_stmt, SqliteStatementDeleter>;
 
 class SqliteConnection {
   public:
-    SqliteConnection(std::string path, std::chrono::milliseconds busy_timeout)
-        : path_(std::move(path)), busy_timeout_(busy_timeout) {}
-    // Opens the file (which must exist), WAL mode, synchronous=FULL: a COMMIT that returned is
-    // on disk, and a process killed mid-transaction leaves the file as of the last COMMIT.
+    SqliteConnection(std::string path, std::chrono::milliseconds busy_timeout, bool fsync_commits)
+        : path_(std::move(path)), busy_timeout_(busy_timeout), fsync_commits_(fsync_commits) {}
+    // Opens the file (which must exist) in WAL mode: a process killed mid-transaction leaves the
+    // file as of the last COMMIT. With `fsync_commits` (synchronous=FULL) a COMMIT that returned
+    // is on disk; without (NORMAL) a power loss may undo the last ones.
     void connect();
     bool is_open() const { return db_ != nullptr; }
     const std::string& path() const { return path_; }
@@ -48,6 +49,7 @@ class SqliteConnection {
     };
     std::string path_;
     std::chrono::milliseconds busy_timeout_;
+    bool fsync_commits_;
     std::map<std::string, SqliteStatement> statements_;  // sqlite3_close_v2 waits for them
     std::unique_ptr<sqlite3, DbDeleter> db_;
 };
