@@ -56,6 +56,8 @@
 #   BENCH_PG_BIG=1       0: skip the postgres mode's big-table run
 #   BENCH_DURABLE=1      0: skip the sinks mode's second PostgreSQL, run with its durable
 #                        defaults, for kbridge insert and the seed's consumer once more
+#   BENCH_SQL_DIALECTS=1 0: skip the sinks mode's mysql_table and sqlite_table runs (against
+#                        kcat | mariadb LOAD DATA LOCAL INFILE and kcat | sqlite3 .import)
 #   BENCH_POISON_ALL=20000  records of the poison mode's wholly refused runs
 #   BENCH_FAST=1         0: skip the poison mode's second PostgreSQL (fsync off)
 #   BENCH_TIMEOUT=1800   seconds before one measurement is killed
@@ -80,6 +82,7 @@ BENCH_TIMEOUT=${BENCH_TIMEOUT:-1800}
 BENCH_N5=${BENCH_N5:-$((5 * BENCH_N))}
 BENCH_PG_BIG=${BENCH_PG_BIG:-1}
 BENCH_DURABLE=${BENCH_DURABLE:-1}
+BENCH_SQL_DIALECTS=${BENCH_SQL_DIALECTS:-1}
 BENCH_POISON_ALL=${BENCH_POISON_ALL:-20000}
 BENCH_FAST=${BENCH_FAST:-1}
 PGBIN=/usr/lib/postgresql/15/bin
@@ -141,6 +144,7 @@ cleanup() {
     trap - EXIT INT TERM
     stop_measurement
     stop_postgres
+    stop_mariadb
     stop_background
     [[ -n $TMP && -d $TMP ]] && rm -rf "$TMP"
     exit "$rc"
@@ -815,6 +819,141 @@ bench_python_sink() {
         --dsn "host=127.0.0.1 port=$PG_PORT user=postgres dbname=postgres" --table "$table" --count "$BENCH_PY_N"
 }
 
+# ------------------------------------------- sinks mode: MariaDB, SQLite --
+
+MARIA_DIR=""
+maria() { mariadb --no-defaults -uroot -h127.0.0.1 -P"$MARIA_PORT" "$@"; }
+
+# A throwaway MariaDB (mariadb-install-db in a scratch dir, as the mysql user
+# when root) with LOCAL INFILE allowed, for mysql_table and its baseline.
+start_mariadb() {
+    MARIA_DIR=$TMP/mariadb
+    mkdir -p "$MARIA_DIR"
+    chmod 755 "$TMP"
+    local as=()
+    if ((EUID == 0)); then
+        as=(runuser -u mysql --)
+        chown mysql: "$MARIA_DIR"
+    fi
+    "${as[@]}" mariadb-install-db --no-defaults --datadir="$MARIA_DIR/data" \
+        --auth-root-authentication-method=normal --skip-test-db >"$TMP/mariadb-install.log" 2>&1 ||
+        die "mariadb-install-db failed (see $TMP/mariadb-install.log)"
+    MARIA_PORT=$(free_port)
+    start_background mariadb "${as[@]}" mariadbd --no-defaults --datadir="$MARIA_DIR/data" \
+        --socket="$MARIA_DIR/sock" --pid-file="$MARIA_DIR/pid" --port="$MARIA_PORT" \
+        --bind-address=127.0.0.1 --skip-log-bin --local-infile=1 --innodb-buffer-pool-size=256M \
+        --innodb-log-file-size=256M --innodb-flush-log-at-trx-commit=2
+    local i
+    for ((i = 0; i < 300; i++)); do
+        maria -e "SELECT 1" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    ((i < 300)) || die "mariadb did not come up on port $MARIA_PORT"
+    maria -e "CREATE DATABASE bench CHARACTER SET utf8mb4"
+}
+
+stop_mariadb() {
+    [[ -n $MARIA_DIR ]] || return 0
+    maria -e SHUTDOWN 2>/dev/null || true
+    MARIA_DIR=""
+}
+
+# fresh_maria_table NAME [half]: like fresh_table, in MariaDB.
+fresh_maria_table() {
+    maria bench -e "DROP TABLE IF EXISTS $1; CREATE TABLE $1 (id BIGINT PRIMARY KEY,
+        user_id INT, action VARCHAR(64), item VARCHAR(64), ts BIGINT) ENGINE=InnoDB"
+    if [[ ${2:-} == half ]]; then
+        maria bench -e "INSERT INTO $1 SELECT seq, 0, 'old', 'old', 0 FROM seq_2_to_${BENCH_N}_step_2"
+    fi
+}
+
+# measure_sql_rows TOOL REP TYPE TABLE DB COMMAND...: time COMMAND, count the
+# rows (the "delivered" column), drop the table.
+measure_sql_rows() {
+    local tool=$1 rep=$2 type=$3 table=$4 db=$5
+    shift 5
+    local out=$TMP/${tool//[^A-Za-z0-9]/_}_$rep.log
+    log "$tool run #$rep: $BENCH_N records -> $table"
+    measure "$out" "$@"
+    ((M_RC == 0)) || report_failure "$(printf '%q ' "$@")" "$out"
+    if [[ $type == mysql_table ]]; then
+        M_DELIVERED=$(maria -N bench -e "SELECT count(*) FROM $table")
+        maria bench -e "DROP TABLE $table"
+    else
+        M_DELIVERED=$(sqlite3 "$db" "SELECT count(*) FROM $table")
+        rm -f "$db" "$db-wal" "$db-shm"
+    fi
+    record_measurement "$tool" "$rep" "$BENCH_N"
+}
+
+# bench_sql_sink TOOL REP TYPE MODE: kbridge consumes sink_json into a fresh
+# table of TYPE (mysql_table or sqlite_table) in MODE.
+bench_sql_sink() {
+    local tool=$1 rep=$2 type=$3 mode=$4 table=sink_${1//[^A-Za-z0-9]/_}_$2
+    local cfg=$TMP/$table.yaml db=$TMP/$table.db target
+    if [[ $type == mysql_table ]]; then
+        if [[ $mode == upsert ]]; then fresh_maria_table "$table" half; else fresh_maria_table "$table"; fi
+        target="url: 'mysql://root@127.0.0.1:$MARIA_PORT/bench'"
+    else
+        rm -f "$db" "$db-wal" "$db-shm"
+        sqlite3 "$db" "CREATE TABLE $table (id INTEGER PRIMARY KEY, user_id INT, action TEXT, item TEXT, ts INT)"
+        target="path: '$db'"
+    fi
+    cat >"$cfg" <<EOF
+version: 1
+kafka: {brokers: '\${KAFKA_BROKERS}'}
+pipelines:
+  - name: bench
+    source: {type: kafka, topics: [sink_json], group: $table, join_group: false}
+    sink: {type: $type, table: $table, mode: $mode, $target}
+EOF
+    measure_sql_rows "$tool" "$rep" "$type" "$table" "$db" \
+        "$KBRIDGE" run "$cfg" --once --state-dir "$TMP/state_$table"
+}
+
+# The baselines: kcat reads the CSV copy of the records to its end into
+# mariadb's LOAD DATA LOCAL INFILE, or sqlite3's .import; timed as a whole.
+bench_kcat_mariadb() {
+    local rep=$1 table=sink_kcat_maria_$1
+    fresh_maria_table "$table"
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    measure_sql_rows "kcat|mariadb" "$rep" mysql_table "$table" "" \
+        bash -c 'set -euo pipefail
+            kcat -C -b "$1" -t sink_csv -o beginning -e -q -f "%s\n" |
+            mariadb --no-defaults --local-infile=1 -uroot -h127.0.0.1 -P"$2" bench \
+                -e "LOAD DATA LOCAL INFILE '\''/dev/stdin'\'' INTO TABLE $3 FIELDS TERMINATED BY '\'','\''"' \
+        kcat-mariadb "$BOOT" "$MARIA_PORT" "$table"
+}
+
+bench_kcat_sqlite() {
+    local rep=$1 table=sink_kcat_sqlite_$1
+    local db=$TMP/$table.db
+    rm -f "$db"
+    sqlite3 "$db" "CREATE TABLE $table (id INTEGER PRIMARY KEY, user_id INT, action TEXT, item TEXT, ts INT)"
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    measure_sql_rows "kcat|sqlite3" "$rep" sqlite_table "$table" "$db" \
+        bash -c 'set -euo pipefail
+            kcat -C -b "$1" -t sink_csv -o beginning -e -q -f "%s\n" |
+            sqlite3 "$2" ".import --csv /dev/stdin $3"' \
+        kcat-sqlite "$BOOT" "$db" "$table"
+}
+
+# mysql_table and sqlite_table next to their databases' own bulk loaders.
+bench_sql_dialects() {
+    ensure_packages mariadb-server mariadb-client sqlite3
+    start_mariadb
+    log "mariadb on 127.0.0.1:$MARIA_PORT"
+    local i
+    for ((i = 1; i <= BENCH_REPEAT; i++)); do
+        bench_sql_sink mysql-insert "$i" mysql_table insert
+        bench_kcat_mariadb "$i"
+        bench_sql_sink mysql-upsert "$i" mysql_table upsert
+        bench_sql_sink sqlite-insert "$i" sqlite_table insert
+        bench_kcat_sqlite "$i"
+    done
+    stop_mariadb
+}
+
 bench_sinks() {
     ensure_packages postgresql kcat python3-psycopg2
     begin_results sinks
@@ -843,6 +982,7 @@ bench_sinks() {
         bench_kbridge_sink kbridge-durable 1 insert
         bench_python_sink python-durable
     fi
+    if ((BENCH_SQL_DIALECTS)); then bench_sql_dialects; fi
 
     print_report sinks "$RESULTS" "$BENCH_N" "$BENCH_PY_N" "$BENCH_REPEAT" "$KBRIDGE_BUILD_TYPE"
     stop_postgres

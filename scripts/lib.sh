@@ -6,8 +6,8 @@ KBRIDGE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 KBRIDGE_PACKAGES=(
     g++ cmake ninja-build pkg-config libgtest-dev
     librdkafka-dev libhiredis-dev libpqxx-dev libcli11-dev libyaml-cpp-dev libspdlog-dev
-    libsimdjson-dev libsystemd-dev libssl-dev
-    redis-server postgresql kcat python3-confluent-kafka python3-kafka python3-redis
+    libsimdjson-dev libsystemd-dev libssl-dev libsqlite3-dev sqlite3
+    redis-server postgresql mariadb-server mariadb-client libmariadb-dev kcat python3-confluent-kafka python3-kafka python3-redis
     python3-prometheus-client time procps clang libclang-rt-14-dev
     dpkg-dev fakeroot lintian man-db zsh systemd
 )

@@ -150,7 +150,9 @@ def report_postgres(path, n, n5, repeat, build):
 def report_sinks(path, n, py_n, repeat, build):
     rows = load(path)
     tools = ["kbridge-insert", "kcat|psql", "kbridge-upsert", "kbridge-joined", "python-seed"]
-    tools += [t for t in ("kbridge-durable", "python-durable") if any(r["tool"] == t for r in rows)]
+    tools += [t for t in ("kbridge-durable", "python-durable", "mysql-insert", "kcat|mariadb",
+                          "mysql-upsert", "sqlite-insert", "kcat|sqlite3")
+              if any(r["tool"] == t for r in rows)]
     print()
     print("== kbridge bench: kafka -> postgres table (N=%d, python N=%d, repeats=%s, kbridge build=%s)"
           % (n, py_n, repeat, build))
@@ -184,6 +186,18 @@ def report_sinks(path, n, py_n, repeat, build):
               "  [fsync and synchronous_commit on, one run each]")
     if ins:
         print("kbridge peak RSS (insert):         %.0f MB" % ins["rss"])
+    if "mysql-insert" in tools:
+        my_ins, my_base, my_ups, lite_ins, lite_base = (
+            summary.get(t) for t in ("mysql-insert", "kcat|mariadb", "mysql-upsert",
+                                     "sqlite-insert", "kcat|sqlite3"))
+        ratio("mysql_table insert vs LOAD DATA:", my_ins, my_base, "0.9×",
+              "  [kcat | mariadb LOAD DATA LOCAL INFILE]")
+        ratio("mysql_table upsert (half present):", my_ups, my_base, "0.5×")
+        ratio("sqlite_table insert vs .import:", lite_ins, lite_base, "0.9×",
+              "  [kcat | sqlite3 .import]")
+        for label, t in (("mysql_table", my_ins), ("sqlite_table", lite_ins)):
+            if t:
+                print("%-34s %.0f MB" % (label + " peak RSS (insert):", t["rss"]))
     print()
     print("notes: kbridge consumes JSON with join_group: false (every partition, no rebalance to wait")
     print("for; offsets committed to a new group per run); kbridge-joined is the same insert as a group")

@@ -25,6 +25,7 @@ const OptionTable kTopLevel = {
     {"kafka", OptionType::StringMap, "", "defaults for every kafka source and sink"},
     {"redis", OptionType::StringMap, "", "defaults for every redis source and sink"},
     {"postgres", OptionType::StringMap, "", "defaults for every postgres source and sink"},
+    {"mysql", OptionType::StringMap, "", "defaults for every mysql_table sink"},
     {"pipelines", OptionType::StringList, "", "the pipelines", {}, true},
     {"lock", OptionType::StringMap, "", "a lock in Redis as well, for runs on several hosts"},
 };
@@ -53,6 +54,11 @@ const OptionTable kRedisDefaults = {
      "bound on connecting and on any wait for an answer"},
     {"cluster", OptionType::Boolean, "false",
      "the URL names a node of a Redis Cluster (implied when it names several)"},
+};
+const OptionTable kMysqlDefaults = {
+    {"url", OptionType::String, "", "mysql://user:password@host:3306/database"},
+    {"connect_timeout", OptionType::Duration, "10s", "bound on connecting"},
+    {"query_timeout", OptionType::Duration, "5m", "bound on a wait for a statement's answer"},
 };
 const OptionTable kPostgresDefaults = {
     {"url", OptionType::String, "", "libpq URI or key=value conninfo"},
@@ -400,6 +406,7 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
     config.kafka = defaults("kafka", kKafkaDefaults);
     config.redis = defaults("redis", kRedisDefaults);
     config.postgres = defaults("postgres", kPostgresDefaults);
+    config.mysql = defaults("mysql", kMysqlDefaults);
     if (root["lock"]) config.lock = defaults("lock", kLock);
 
     const YAML::Node pipelines = root["pipelines"];

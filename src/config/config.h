@@ -30,6 +30,7 @@ struct Config {
     Options kafka;                // defaults for every kafka source/sink
     Options redis;                // defaults for every redis source/sink
     Options postgres;             // defaults for every postgres source/sink
+    Options mysql;                // defaults for every mysql_table sink
     std::optional<Options> lock;  // lock: {redis, ttl}
     std::vector<PipelineConfig> pipelines;
 };

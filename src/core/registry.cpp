@@ -2,11 +2,13 @@
 
 #include "connectors/kafka/sink.h"
 #include "connectors/kafka/source.h"
+#include "connectors/mysql/table_sink.h"
 #include "connectors/postgres/table_sink.h"
 #include "connectors/postgres/table_source.h"
 #include "connectors/redis/list_source.h"
 #include "connectors/redis/sink.h"
 #include "connectors/redis/stream_source.h"
+#include "connectors/sqlite/table_sink.h"
 #include "connectors/stdio/stdin_source.h"
 #include "connectors/stdio/stdout_sink.h"
 
@@ -47,7 +49,9 @@ const std::vector<SinkKind>& sink_kinds() {
     static const std::vector<SinkKind> kinds = {
         {"kafka", &kafka_sink_options(), make_kafka_sink},
         {"postgres_table", &postgres_sink_options(), make_postgres_sink},
+        {"mysql_table", &mysql_sink_options(), make_mysql_sink},
         {"redis", &redis_sink_options(), make_redis_sink},
+        {"sqlite_table", &sqlite_sink_options(), make_sqlite_sink},
         {"stdout", &stdout_sink_options(), make_stdout_sink},
     };
     return kinds;

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <poll.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstring>
@@ -11,6 +12,17 @@
 #include "core/wait.h"
 
 namespace kbridge {
+
+namespace {
+
+// Server NOTICEs ("relation ... already exists, skipping") are for debugging, not for stderr.
+void log_notice(void*, const char* message) {
+    std::string text = message ? message : "";
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    spdlog::debug("postgres: {}", text);
+}
+
+}  // namespace
 
 std::string redact_postgres_url(const std::string& url) {
     return mask_connection_string(url);
@@ -59,6 +71,7 @@ void PostgresConnection::connect() {
         // The socket may change between attempts (several hosts, SSL then plain).
         await(status == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline, "connecting");
     }
+    PQsetNoticeProcessor(conn_.get(), log_notice, nullptr);
     if (PQsetClientEncoding(conn_.get(), "UTF8") != 0) fail("cannot use UTF8");
 }
 

@@ -11,23 +11,15 @@
 #include <string_view>
 #include <vector>
 
+#include "connectors/sql/error.h"
+
 namespace kbridge {
 
-class PostgresError : public std::runtime_error {
+// A SqlError with the server's SQLSTATE (e.g. 23505) as its code.
+class PostgresError : public SqlError {
   public:
-    explicit PostgresError(const std::string& message, std::string sqlstate = {},
-                           bool connection_lost = false)
-        : std::runtime_error(message),
-          sqlstate_(std::move(sqlstate)),
-          connection_lost_(connection_lost) {}
-    // The server's SQLSTATE (e.g. 23505), empty when the error did not come from the server.
-    const std::string& sqlstate() const { return sqlstate_; }
-    // The connection is gone: whatever was sent last may or may not have happened.
-    bool connection_lost() const { return connection_lost_; }
-
-  private:
-    std::string sqlstate_;
-    bool connection_lost_;
+    using SqlError::SqlError;
+    const std::string& sqlstate() const { return code(); }
 };
 
 struct PgResultDeleter {

@@ -1,22 +1,25 @@
 #pragma once
-// Sink `postgres_table` with `connections` > 1: each Kafka partition is written by one of several
+// A SQL sink with `connections` > 1: each Kafka partition is written by one of several
 // connections (partition modulo their count), each with its own transactions, so that one
-// connection's COPY, commit or WAL flush overlaps another's. A partition's records keep their
+// connection's load, commit or WAL flush overlaps another's. A partition's records keep their
 // order; records of different partitions, which Kafka never ordered, may commit in any order.
+#include <functional>
 #include <memory>
 #include <vector>
 
-#include "connectors/postgres/table_sink.h"
+#include "connectors/sql/sink.h"
 
 namespace kbridge {
 
-class PostgresLanes : public Sink, private OffsetStore {
+class SqlLanes : public Sink, private OffsetStore {
   public:
-    PostgresLanes(const PostgresTableSink::Settings& settings, size_t connections);
+    SqlLanes(const SqlSettings& settings,
+             const std::function<std::unique_ptr<SqlDialect>()>& dialect);
 
     void set_listener(DeliveryListener* listener) override;
     void set_dead_letter_available(bool available) override;
     void connect() override;
+    void check() override { lanes_.front()->check(); }
     bool send(const Record& record, const json::Value* fields, BatchState* batch,
               Rejection& why) override;
     bool preview(const Record& record, const json::Value* fields, std::string& out,
@@ -33,7 +36,7 @@ class PostgresLanes : public Sink, private OffsetStore {
     std::vector<PartitionOffset> stored_offsets(
         const std::vector<PartitionOffset>& partitions) override;
 
-    std::vector<std::unique_ptr<PostgresTableSink>> lanes_;
+    std::vector<std::unique_ptr<SqlSink>> lanes_;
     bool exactly_once_;
     size_t tried_ = 0;  // connections connect() has tried
 };
