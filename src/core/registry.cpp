@@ -4,6 +4,7 @@
 #include "connectors/kafka/source.h"
 #include "connectors/postgres/table_sink.h"
 #include "connectors/postgres/table_source.h"
+#include "connectors/postgres_cdc/cdc_source.h"
 #include "connectors/redis/list_source.h"
 #include "connectors/redis/sink.h"
 #include "connectors/stdio/stdin_source.h"
@@ -35,6 +36,7 @@ const std::vector<SourceKind>& source_kinds() {
     static const std::vector<SourceKind> kinds = {
         {"redis_list", &redis_list_options(), make_redis_list_source},
         {"postgres_table", &postgres_table_options(), make_postgres_table_source},
+        {"postgres_cdc", &postgres_cdc_options(), make_postgres_cdc_source},
         {"kafka", &kafka_source_options(), make_kafka_source},
         {"stdin", &stdin_source_options(), make_stdin_source},
     };

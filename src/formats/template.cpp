@@ -1,5 +1,6 @@
 #include "formats/template.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace kbridge {
@@ -39,6 +40,8 @@ Template::Template(const std::string& text) : text_(text) {
             s.kind = Kind::Offset;
         else if (name == "_timestamp")
             s.kind = Kind::Timestamp;
+        else if (name == "_schema" || name == "_table" || name == "_op" || name == "_lsn")
+            s.kind = Kind::Header, s.literal = "kbridge." + name.substr(1);  // postgres_cdc
         else {
             size_t start = 0;
             while (true) {
@@ -90,6 +93,18 @@ bool Template::render(const Record& record, const json::Value* fields, std::stri
             case Kind::Timestamp:
                 out += std::to_string(record.timestamp);
                 break;
+            case Kind::Header: {
+                const auto found =
+                    std::find_if(record.headers.begin(), record.headers.end(),
+                                 [&](const Header& h) { return h.name == s.literal; });
+                if (found == record.headers.end()) {
+                    error = "the record has no " + s.literal + " header for {_" +
+                            s.literal.substr(8) + "} (postgres_cdc sets it)";
+                    return false;
+                }
+                out += found->value;
+                break;
+            }
             case Kind::Field: {
                 if (!fields) {
                     error = "field '" + s.literal + "' needs format: json";

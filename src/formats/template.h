@@ -20,10 +20,10 @@ class Template {
     const std::string& text() const { return text_; }
 
   private:
-    enum class Kind { Literal, Field, Key, Topic, Partition, Offset, Timestamp };
+    enum class Kind { Literal, Field, Key, Topic, Partition, Offset, Timestamp, Header };
     struct Segment {
         Kind kind;
-        std::string literal;            // Literal text, or the field's dotted name
+        std::string literal;            // Literal text, the field's dotted name, or a header's
         std::vector<std::string> path;  // Field
     };
     std::string text_;

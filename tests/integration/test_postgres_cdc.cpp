@@ -1,0 +1,275 @@
+// postgres_cdc -> Kafka against a real PostgreSQL (wal_level=logical) and the embedded Kafka
+// cluster. What arrived is read back with a client of its own (python3-confluent-kafka) and
+// checked by counting ids.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <simdjson.h>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "connectors/kafka/embedded.h"
+#include "support/kafka_check.h"
+#include "support/postgres.h"
+#include "support/process.h"
+
+namespace kbridge::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Change {
+    std::optional<std::string> key, value;
+    std::map<std::string, std::string> headers;
+};
+
+class PostgresCdc : public ::testing::Test {
+  protected:
+    TempDir dir;
+    PostgresServer pg{dir};
+    EmbeddedKafka kafka{1};
+
+    std::map<std::string, std::string> env() const {
+        return {{"KAFKA_BROKERS", kafka.bootstraps()}, {"PG_URL", pg.url()}};
+    }
+    // A pipeline `p` capturing `source` (YAML lines under source:) into topic "changes".
+    std::string config(const std::string& source) {
+        const std::string path = dir.file("p.yaml");
+        write_file(path,
+                   "version: 1\nkafka: {brokers: '${KAFKA_BROKERS}'}\npostgres: {url: "
+                   "'${PG_URL}'}\npipelines:\n  - name: p\n    source:\n      type: "
+                   "postgres_cdc\n" +
+                       source + "    sink:\n      type: kafka\n      topic: changes\n");
+        return path;
+    }
+    std::vector<std::string> args(const std::string& path, bool once = true) {
+        std::vector<std::string> a{KBRIDGE_BINARY, "run", path, "--state-dir", dir.file("state")};
+        if (once) a.push_back("--once");
+        return a;
+    }
+    RunResult run(const std::string& path) {
+        auto a = args(path);
+        a.erase(a.begin());
+        return run_kbridge(a, dir.path().string(), env());
+    }
+    // Every message of the topic, in partition order, with keys, values and headers kept as
+    // bytes.
+    std::vector<Change> consume(const std::string& topic = "changes") {
+        const std::string dump = shell(
+            "/usr/bin/python3 -c \""
+            "import confluent_kafka as ck, json, sys\n"
+            "c = ck.Consumer({'bootstrap.servers': sys.argv[1], 'group.id': 't', "
+            "'auto.offset.reset': 'earliest', 'enable.partition.eof': True})\n"
+            "c.subscribe([sys.argv[2]])\n"
+            "md = c.list_topics(sys.argv[2], timeout=10).topics[sys.argv[2]].partitions\n"
+            "eof = set(); out = []\n"
+            "while len(eof) < len(md):\n"
+            "    m = c.poll(10)\n"
+            "    if m is None: break\n"
+            "    if m.error():\n"
+            "        if m.error().code() == ck.KafkaError._PARTITION_EOF: eof.add(m.partition())\n"
+            "        continue\n"
+            "    d = lambda b: None if b is None else b.decode()\n"
+            "    out.append({'k': d(m.key()), 'v': d(m.value()), 'h': {n: d(v) for n, v in "
+            "(m.headers() or [])}})\n"
+            "print(json.dumps(out))\n"
+            "\" '" +
+            kafka.bootstraps() + "' " + topic);
+        simdjson::dom::parser parser;
+        simdjson::dom::array all;
+        EXPECT_EQ(parser.parse(dump).get(all), simdjson::SUCCESS) << dump;
+        std::vector<Change> changes;
+        for (auto item : all) {
+            Change c;
+            auto text = [](simdjson::dom::element e) -> std::optional<std::string> {
+                if (e.is_null()) return std::nullopt;
+                return std::string(e.get_string().value());
+            };
+            c.key = text(item["k"]);
+            c.value = text(item["v"]);
+            for (auto [name, value] : item["h"].get_object())
+                c.headers[std::string(name)] = text(value).value_or("");
+            changes.push_back(std::move(c));
+        }
+        return changes;
+    }
+    // Waits until the topic holds `count` messages; fails after 30 s, showing what `p` logged.
+    void wait_for_messages(Process& p, int64_t count) {
+        const auto deadline = std::chrono::steady_clock::now() + 30s;
+        while (message_count(kafka.bootstraps(), "changes") < count) {
+            ASSERT_LT(std::chrono::steady_clock::now(), deadline) << p.err();
+            ASSERT_TRUE(p.running()) << p.err();
+            std::this_thread::sleep_for(20ms);
+        }
+    }
+    // id (the record key) -> times it arrived with op `op`.
+    std::map<long long, int> ids(const std::vector<Change>& changes,
+                                 const std::string& ops = "cr") {
+        std::map<long long, int> seen;
+        for (const auto& c : changes)
+            if (c.key && ops.find(c.headers.at("kbridge.op")) != std::string::npos)
+                ++seen[std::stoll(*c.key)];
+        return seen;
+    }
+};
+
+TEST_F(PostgresCdc, InsertUpdateDeleteTruncateArriveAsRowToJsonGivesThem) {
+    pg.exec(R"SQL(
+        CREATE TABLE types (
+            id int PRIMARY KEY, i2 int2, i8 int8, num numeric(20,6), f8 float8, r real, ok bool,
+            t text, vc varchar(20), u uuid, d date, ts timestamp, tz timestamptz, iv interval,
+            j json, jb jsonb, b bytea, ia int[], ta text[], "Mixed Case" text, c char(4), ctl text);
+    )SQL");
+    const std::string path = config("      tables: [types]\n      snapshot: never\n");
+    const RunResult first = run(path);  // creates the slot; nothing to deliver yet
+    ASSERT_EQ(first.code, 0) << first.err;
+    pg.exec(R"SQL(
+        INSERT INTO types VALUES
+          (1, 32767, 9223372036854775807, 12345678901234.123456, 'NaN', 1.5, true,
+           E'quote " backslash \\ newline \n tab \t ü 漢字 🎉', 'v', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+           '2024-02-29', '2024-02-29 23:59:59.123456', '2024-02-29 23:59:59+05:30', '1 year 2 mons 3 days 04:05:06',
+           '{"a": [1, "x", null], "b": {"c": true}}', '{"z": 1, "a": [2]}', E'\\x00ff10', '{1,2,NULL}', '{"a b","c\"d"}', 'MiXeD', 'ab', E'bell \x07 esc \x1b'),
+          (2, -1, -1, -0.000001, 'Infinity', -0.0, false, '', '', NULL, NULL, NULL, NULL, NULL,
+           'null', '[]', ''::bytea, '{}', '{}', NULL, '', E'\r\b\f'),
+          (3, NULL, NULL, NULL, '-Infinity', NULL, NULL, NULL, NULL, NULL, 'infinity', '-infinity', 'infinity', NULL, NULL, NULL, NULL, '{{1,2},{3,4}}', NULL, NULL, NULL, NULL);
+    )SQL");
+    std::map<std::string, std::string> inserted;
+    for (const auto& row : pg.query("SELECT id::text, row_to_json(x.*)::text FROM types x"))
+        inserted[*row[0]] = *row[1];
+    pg.exec("UPDATE types SET t = 'changed', tz = '2001-02-03 04:05:06.7-08' WHERE id = 2");
+    const std::string updated =
+        pg.scalar("SELECT row_to_json(x.*)::text FROM types x WHERE id = 2");
+    pg.exec("DELETE FROM types WHERE id = 3; TRUNCATE types");
+    const RunResult second = run(path);
+    ASSERT_EQ(second.code, 0) << second.err;
+
+    const auto changes = consume();
+    std::map<std::string, std::string> got_inserts;
+    std::string ops;
+    for (const auto& c : changes) {
+        const std::string op = c.headers.at("kbridge.op");
+        ops += op;
+        EXPECT_EQ(c.headers.at("kbridge.table"), "types");
+        EXPECT_EQ(c.headers.at("kbridge.schema"), "public");
+        EXPECT_FALSE(c.headers.at("kbridge.lsn").empty());
+        if (op == "c") got_inserts[*c.key] = *c.value;
+        if (op == "u") {
+            EXPECT_EQ(*c.key, "2");
+            EXPECT_EQ(*c.value, updated);
+        }
+        if (op == "d") {
+            EXPECT_EQ(*c.key, "3");
+            EXPECT_FALSE(c.value) << "a delete is a tombstone";
+        }
+        if (op == "t") {
+            EXPECT_FALSE(c.key);
+        }
+    }
+    // Partitions keep the order of each key, not across keys.
+    std::sort(ops.begin(), ops.end());
+    EXPECT_EQ(ops, "cccdtu");
+    EXPECT_EQ(got_inserts, inserted);
+}
+
+TEST_F(PostgresCdc, DebeziumEnvelopeHasBeforeAfterSourceAndATombstoneAfterADelete) {
+    pg.exec(
+        "CREATE TABLE orders (id int PRIMARY KEY, item text) ; ALTER TABLE orders REPLICA "
+        "IDENTITY FULL");
+    const std::string path =
+        config("      tables: [public.orders]\n      snapshot: never\n      envelope: debezium\n");
+    ASSERT_EQ(run(path).code, 0);
+    pg.exec("INSERT INTO orders VALUES (1, 'a'); UPDATE orders SET item = 'b'; DELETE FROM orders");
+    const RunResult r = run(path);
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto changes = consume();
+    ASSERT_EQ(changes.size(), 4u) << r.err;
+    simdjson::dom::parser parser;
+    auto field = [&](const Change& c, const char* a, const char* b = nullptr) {
+        simdjson::dom::element e = parser.parse(*c.value).value()[a];
+        if (b) e = e[b];
+        return simdjson::minify(e);
+    };
+    EXPECT_EQ(field(changes[0], "op"), "\"c\"");
+    EXPECT_EQ(field(changes[0], "before"), "null");
+    EXPECT_EQ(field(changes[0], "after"), R"({"id":1,"item":"a"})");
+    EXPECT_EQ(field(changes[0], "source", "table"), "\"orders\"");
+    EXPECT_EQ(field(changes[0], "source", "db"), "\"postgres\"");
+    EXPECT_EQ(field(changes[0], "source", "snapshot"), "\"false\"");
+    EXPECT_EQ(field(changes[1], "op"), "\"u\"");
+    EXPECT_EQ(field(changes[1], "before"), R"({"id":1,"item":"a"})");
+    EXPECT_EQ(field(changes[1], "after"), R"({"id":1,"item":"b"})");
+    EXPECT_EQ(field(changes[2], "op"), "\"d\"");
+    EXPECT_EQ(field(changes[2], "before"), R"({"id":1,"item":"b"})");
+    EXPECT_EQ(field(changes[2], "after"), "null");
+    EXPECT_EQ(*changes[3].key, "1");
+    EXPECT_FALSE(changes[3].value) << "a tombstone follows the delete";
+}
+
+TEST_F(PostgresCdc, UnchangedToastColumnIsOldValueUnderFullElseOmittedAndNamed) {
+    pg.exec(
+        "CREATE TABLE docs (id int PRIMARY KEY, title text, body text);"
+        "CREATE TABLE docs_full (id int PRIMARY KEY, title text, body text);"
+        "ALTER TABLE docs_full REPLICA IDENTITY FULL");
+    const std::string path = config("      tables: [docs, docs_full]\n      snapshot: never\n");
+    const RunResult first = run(path);
+    ASSERT_EQ(first.code, 0) << first.err;
+    EXPECT_NE(first.err.find("public.docs has TOASTable columns"), std::string::npos) << first.err;
+    EXPECT_EQ(first.err.find("public.docs_full has TOASTable"), std::string::npos) << first.err;
+    // Random text does not compress: the body is stored out of line (TOAST).
+    const std::string body =
+        "(SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 4000))";
+    pg.exec("INSERT INTO docs VALUES (1, 'a', " + body +
+            "); INSERT INTO docs_full VALUES (1, 'a', " + body + ")");
+    pg.exec("UPDATE docs SET title = 'b'; UPDATE docs_full SET title = 'b'");
+    const RunResult r = run(path);
+    ASSERT_EQ(r.code, 0) << r.err;
+    int updates = 0;
+    for (const auto& c : consume()) {
+        if (c.headers.at("kbridge.op") != "u") continue;
+        ++updates;
+        const std::string table = c.headers.at("kbridge.table");
+        const std::string expected =
+            pg.scalar("SELECT row_to_json(x.*)::text FROM " + table + " x");
+        if (table == "docs_full") {
+            EXPECT_EQ(*c.value, expected);
+            EXPECT_EQ(c.headers.count("kbridge.unchanged"), 0u);
+        } else {
+            EXPECT_EQ(*c.value, R"({"id":1,"title":"b"})");
+            EXPECT_EQ(c.headers.at("kbridge.unchanged"), "body");
+        }
+    }
+    EXPECT_EQ(updates, 2) << r.err;
+}
+
+TEST_F(PostgresCdc, ChecksAtStartRefuseWithClearErrors) {
+    pg.exec("CREATE TABLE nokey (a int, b text); CREATE TABLE ok (id int PRIMARY KEY)");
+    RunResult r = run(config("      tables: [nokey]\n"));
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.err.find("'public.nokey' has no primary key and no REPLICA IDENTITY"),
+              std::string::npos)
+        << r.err;
+    r = run(config("      tables: [missing]\n"));
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.err.find("table 'public.missing' does not exist"), std::string::npos) << r.err;
+    pg.exec("SELECT pg_create_logical_replication_slot('other', 'test_decoding')");
+    r = run(config("      tables: [ok]\n      slot: other\n"));
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.err.find("slot 'other' belongs to another plugin ('test_decoding')"),
+              std::string::npos)
+        << r.err;
+    pg.exec("CREATE ROLE plain LOGIN; GRANT SELECT ON ok TO plain");
+    const std::string path = dir.file("plain.yaml");
+    write_file(path, "version: 1\nkafka: {brokers: '" + kafka.bootstraps() +
+                         "'}\npipelines:\n  - name: p\n    source: {type: postgres_cdc, url: '" +
+                         pg.url().replace(pg.url().find("postgres@"), 9, "plain@") +
+                         "', tables: [ok]}\n    sink: {type: kafka, topic: x}\n");
+    r = run(path);
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.err.find("lacks the REPLICATION attribute"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace kbridge::test
