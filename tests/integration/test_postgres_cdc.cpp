@@ -415,5 +415,47 @@ TEST_F(PostgresCdc, AlterTableMidStreamIsFollowed) {
     EXPECT_EQ(values["4"], R"({"id":4,"n":"x"})");
 }
 
+TEST_F(PostgresCdc, StateShowsTheSlotAndResetDropSlotDropsIt) {
+    pg.exec("CREATE TABLE t (id int PRIMARY KEY)");
+    const std::string path = config("      tables: [t]\n      snapshot: never\n");
+    ASSERT_EQ(run(path).code, 0);
+    pg.exec("INSERT INTO t VALUES (1)");
+    ASSERT_EQ(run(path).code, 0);
+    const RunResult show = run_kbridge(
+        {"state", "show", path, "p", "--state-dir", dir.file("state")}, dir.path().string(), env());
+    ASSERT_EQ(show.code, 0) << show.err;
+    EXPECT_NE(show.out.find("commit_lsn = "), std::string::npos) << show.out;
+    EXPECT_NE(show.out.find("slot kbridge_p: confirmed flush "), std::string::npos) << show.out;
+    EXPECT_NE(show.out.find("publication kbridge_p: exists"), std::string::npos) << show.out;
+    const RunResult reset =
+        run_kbridge({"state", "reset", path, "p", "--drop-slot", "--state-dir", dir.file("state")},
+                    dir.path().string(), env());
+    ASSERT_EQ(reset.code, 0) << reset.err;
+    EXPECT_EQ(pg.scalar("SELECT count(*) FROM pg_replication_slots"), "0");
+    EXPECT_EQ(pg.scalar("SELECT count(*) FROM pg_publication"), "0");
+}
+
+TEST_F(PostgresCdc, SnapshotKilledHalfwayStartsOverWithANewSlot) {
+    pg.exec(
+        "CREATE TABLE events (id serial PRIMARY KEY, note text);"
+        "INSERT INTO events (note) SELECT 'old' FROM generate_series(1, 30000)");
+    const std::string path = config("      tables: [events]\n      batch_size: 20\n");
+    {
+        Process follow(args(path, false), dir.path().string(), env());
+        wait_for_messages(follow, 500);
+        follow.signal(SIGKILL);
+        ASSERT_EQ(follow.wait(20s), 128 + SIGKILL);
+    }
+    ASSERT_LT(message_count(kafka.bootstraps(), "changes"), 30000) << "nothing tested";
+    pg.exec("INSERT INTO events (note) SELECT 'new' FROM generate_series(1, 100)");
+    const RunResult again = run(path);
+    ASSERT_EQ(again.code, 0) << again.err;
+    EXPECT_NE(again.err.find("the initial snapshot did not complete"), std::string::npos)
+        << again.err;
+    const auto seen = ids(consume());
+    for (long long id = 1; id <= 30100; ++id)
+        ASSERT_TRUE(seen.count(id)) << "id " << id << " was lost";
+}
+
 }  // namespace
 }  // namespace kbridge::test

@@ -782,4 +782,57 @@ void PostgresCdcSource::close() {
     stream_.close();
 }
 
+// --- kbridge state ------------------------------------------------------------------------------
+
+std::unique_ptr<PostgresCdcSource> postgres_cdc_of(const Config& config,
+                                                   const std::string& pipeline,
+                                                   const std::string& state_dir) {
+    for (const auto& p : config.pipelines) {
+        if (p.name != pipeline || p.source.type != "postgres_cdc") continue;
+        const ConnectorContext ctx{config, pipeline, false, state_dir, "", false, p.source.type};
+        std::unique_ptr<Source> source = make_source(p.source, ctx);
+        return std::unique_ptr<PostgresCdcSource>(
+            static_cast<PostgresCdcSource*>(source.release()));
+    }
+    return nullptr;
+}
+
+std::string PostgresCdcSource::slot_report() {
+    sql_.connect();
+    const PgResult r = sql_.exec_params(
+        "SELECT coalesce(confirmed_flush_lsn::text, ''), coalesce(restart_lsn::text, ''), active, "
+        "coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint::text, ''), "
+        "coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint::text, '') "
+        "FROM pg_replication_slots WHERE slot_name = $1",
+        {settings_.slot});
+    std::string report = "  slot " + settings_.slot + ": ";
+    if (PQntuples(r.get()) == 0) {
+        report += "none (created at the next run)\n";
+    } else {
+        auto field = [&](int i) { return std::string(PQgetvalue(r.get(), 0, i)); };
+        report += "confirmed flush " + field(0) + ", restart " + field(1) +
+                  (field(2) == "t" ? ", in use" : ", idle") + ", lag " + field(3) +
+                  " bytes, WAL retained " + field(4) + " bytes\n";
+    }
+    const PgResult pub = sql_.exec_params("SELECT 1 FROM pg_publication WHERE pubname = $1",
+                                          {settings_.publication});
+    report += "  publication " + settings_.publication +
+              (PQntuples(pub.get()) ? ": exists\n" : ": none (created at the next run)\n");
+    return report;
+}
+
+void PostgresCdcSource::drop_slot_and_publication() {
+    sql_.connect();
+    const PgResult active = sql_.exec_params(
+        "SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1 AND active",
+        {settings_.slot});
+    if (PQntuples(active.get()))
+        refuse(sql_, "slot '" + settings_.slot + "' is in use by process " +
+                         PQgetvalue(active.get(), 0, 0) + "; stop the pipeline first");
+    sql_.exec_params(
+        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
+        {settings_.slot});
+    sql_.exec("DROP PUBLICATION IF EXISTS " + sql_.quote_identifier(settings_.publication));
+}
+
 }  // namespace kbridge

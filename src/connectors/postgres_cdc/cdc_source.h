@@ -24,6 +24,11 @@ namespace kbridge {
 const OptionTable& postgres_cdc_options();
 std::unique_ptr<Source> make_postgres_cdc_source(const Options& options,
                                                  const ConnectorContext& ctx);
+class PostgresCdcSource;
+// The postgres_cdc source of `pipeline`, for `kbridge state`; none when it has another source.
+std::unique_ptr<PostgresCdcSource> postgres_cdc_of(const Config& config,
+                                                   const std::string& pipeline,
+                                                   const std::string& state_dir);
 
 class PostgresCdcSource : public Source {
   public:
@@ -51,6 +56,11 @@ class PostgresCdcSource : public Source {
     bool values_are_valid_json() const override { return true; }
     std::string describe() const override { return "postgres_cdc:" + settings_.slot; }
     bool reachable() const override { return sql_.is_connected() && stream_.connected(); }
+
+    // `kbridge state show`: the slot, its confirmed position and lag, and the publication.
+    std::string slot_report();
+    // `kbridge state reset --drop-slot`: drops the slot and the publication, if they exist.
+    void drop_slot_and_publication();
 
     // Where a restart resumes: every change of transactions committed before `commit_lsn`, and
     // the first `index` changes of the one committed at it, were delivered. `flush`: the slot's
