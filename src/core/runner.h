@@ -8,6 +8,7 @@
 #include <functional>
 #include <iterator>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,6 +51,8 @@ struct PipelineStats {
     std::atomic<bool> source_healthy{true};  // Source::healthy()
     std::atomic<uint64_t> retried{0};
     std::atomic<uint64_t> reconnects{0};  // follow mode: outages of an endpoint retried
+    mutable std::mutex source_gauges_mutex;
+    std::vector<std::pair<std::string, double>> source_gauges;  // Source::gauges()
 };
 
 struct RunSettings {

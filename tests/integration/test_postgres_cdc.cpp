@@ -457,5 +457,46 @@ TEST_F(PostgresCdc, SnapshotKilledHalfwayStartsOverWithANewSlot) {
         ASSERT_TRUE(seen.count(id)) << "id " << id << " was lost";
 }
 
+std::string metrics(int port) {
+    return shell(
+        "/usr/bin/python3 -c 'import sys, urllib.request\n"
+        "try: print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode(), end=\"\")\n"
+        "except Exception: print(\"down\")' http://127.0.0.1:" +
+        std::to_string(port) + "/metrics");
+}
+
+TEST_F(PostgresCdc, HeartbeatMovesTheSlotOnAQuietDatabaseWhileAnotherIsBusy) {
+    pg.exec("CREATE TABLE t (id int PRIMARY KEY)");
+    pg.exec("CREATE DATABASE busy");
+    const std::string path = config(
+        "      tables: [t]\n      snapshot: never\n      heartbeat_interval: 1s\n      "
+        "status_interval: 1s\n");
+    const int port = free_port();
+    auto a = args(path, false);
+    a.insert(a.end(), {"--metrics-port", std::to_string(port)});
+    Process follow(a, dir.path().string(), env());
+    ASSERT_TRUE(wait_for_stderr(follow, "created replication slot")) << follow.err();
+    PostgresSession busy(pg.url("busy"));
+    busy.exec("CREATE TABLE w AS SELECT g, md5(g::text) FROM generate_series(1, 200000) g");
+    const std::string busy_end = pg.scalar("SELECT pg_current_wal_insert_lsn()::text");
+    bool moved = false;
+    for (int i = 0; i < 150 && !moved; ++i) {
+        std::this_thread::sleep_for(100ms);
+        moved = pg.scalar("SELECT confirmed_flush_lsn >= '" + busy_end +
+                          "'::pg_lsn FROM pg_replication_slots") == "t";
+    }
+    EXPECT_TRUE(moved) << pg.scalar("SELECT confirmed_flush_lsn::text FROM pg_replication_slots")
+                       << " < " << busy_end << "\n"
+                       << follow.err();
+    const std::string scraped = metrics(port);
+    EXPECT_NE(scraped.find("kbridge_cdc_slot_lag_bytes{pipeline=\"p\"} "), std::string::npos)
+        << scraped;
+    EXPECT_NE(scraped.find("kbridge_cdc_seconds_since_last_change{pipeline=\"p\"} "),
+              std::string::npos)
+        << scraped;
+    follow.signal(SIGTERM);
+    EXPECT_EQ(follow.wait(20s), 0) << follow.err();
+}
+
 }  // namespace
 }  // namespace kbridge::test

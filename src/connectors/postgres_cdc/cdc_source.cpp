@@ -743,6 +743,7 @@ void PostgresCdcSource::send_status(bool reply_requested) {
                          acked_.commit_lsn == read_.commit_lsn && acked_.index == read_.index;
     if (settled) flushed = std::max(flushed, received_);
     stream_.send_status(std::max(received_, flushed), flushed, reply_requested);
+    confirmed_ = flushed;
     last_status_ = SteadyClock::now();
 }
 
@@ -759,8 +760,16 @@ ReadStatus PostgresCdcSource::read(Batch& batch, std::chrono::milliseconds wait)
 }
 
 std::optional<uint64_t> PostgresCdcSource::lag() {
-    if (snapshotting_ || server_end_ == 0) return std::nullopt;
-    return server_end_ > acked_.flush ? server_end_ - acked_.flush : 0;
+    return std::nullopt;  // changes waiting in WAL cannot be counted without decoding them
+}
+
+std::vector<std::pair<std::string, double>> PostgresCdcSource::gauges() {
+    if (snapshotting_ || server_end_ == 0) return {};
+    const Lsn confirmed = std::max(acked_.flush, confirmed_);
+    return {{"kbridge_cdc_slot_lag_bytes",
+             static_cast<double>(server_end_ > confirmed ? server_end_ - confirmed : 0)},
+            {"kbridge_cdc_seconds_since_last_change",
+             std::chrono::duration<double>(SteadyClock::now() - last_change_).count()}};
 }
 
 void PostgresCdcSource::close() {

@@ -52,6 +52,9 @@ class PostgresCdcSource : public Source {
     ReadStatus read(Batch& batch, std::chrono::milliseconds wait) override;
     void close() override;
     std::optional<uint64_t> lag() override;
+    // kbridge_cdc_slot_lag_bytes (the server's WAL end minus the confirmed position) and
+    // kbridge_cdc_seconds_since_last_change.
+    std::vector<std::pair<std::string, double>> gauges() override;
     Format format() const override { return Format::Json; }
     bool values_are_valid_json() const override { return true; }
     std::string describe() const override { return "postgres_cdc:" + settings_.slot; }
@@ -122,6 +125,7 @@ class PostgresCdcSource : public Source {
     Checkpoint resume_;           // what this connection's stream skips up to
     pgoutput::Lsn received_ = 0;  // the furthest WAL position seen in the stream
     pgoutput::Lsn server_end_ = 0;
+    pgoutput::Lsn confirmed_ = 0;  // the flush position last sent to the server
     size_t unacked_batches_ = 0;
     bool dirty_ = false;
     SteadyClock::time_point last_status_, last_save_, last_change_, last_heartbeat_;
