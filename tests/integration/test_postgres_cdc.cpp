@@ -498,5 +498,21 @@ TEST_F(PostgresCdc, HeartbeatMovesTheSlotOnAQuietDatabaseWhileAnotherIsBusy) {
     EXPECT_EQ(follow.wait(20s), 0) << follow.err();
 }
 
+TEST_F(PostgresCdc, AfterACompletedSnapshotARestartStreamsOnlyNewChanges) {
+    pg.exec(
+        "CREATE TABLE events (id serial PRIMARY KEY, note text);"
+        "INSERT INTO events (note) SELECT 'old' FROM generate_series(1, 100)");
+    const std::string path = config("      tables: [events]\n");
+    const RunResult first = run(path);
+    ASSERT_EQ(first.code, 0) << first.err;
+    pg.exec("INSERT INTO events (note) SELECT 'new' FROM generate_series(1, 10)");
+    const RunResult second = run(path);
+    ASSERT_EQ(second.code, 0) << second.err;
+    EXPECT_EQ(second.err.find("did not complete"), std::string::npos) << second.err;
+    const auto changes = consume();
+    expect_each_once(ids(changes), 110);
+    EXPECT_EQ(ids(changes, "r").size(), 100u);
+}
+
 }  // namespace
 }  // namespace kbridge::test

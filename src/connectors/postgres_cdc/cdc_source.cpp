@@ -264,12 +264,18 @@ void PostgresCdcSource::check() {
 }
 
 void PostgresCdcSource::connect() {
+    if (dirty_) {  // again after an outage: what was acknowledged since the last save counts
+        store_.save(checkpoint_position(acked_, settings_.snapshot ? "done" : ""));
+        dirty_ = false;
+    }
     check_server();
     check_tables();
     ensure_publication();
     load_checkpoint();
     const Position stored = store_.load().value_or(Position{});
     const auto snapshot_state = stored.count(kSnapshot) ? stored.at(kSnapshot) : "";
+    // Connected first: after an outage, this ends the old stream, which would hold the slot.
+    stream_.connect();
     bool slot_exists = slot_plugin().has_value();
     if (slot_exists && settings_.snapshot && snapshot_state != "done") {
         // A snapshot that did not finish cannot be resumed: its exported snapshot died with the
@@ -281,7 +287,6 @@ void PostgresCdcSource::connect() {
         sql_.exec_params("SELECT pg_drop_replication_slot($1)", {settings_.slot});
         slot_exists = false;
     }
-    stream_.connect();
     tables_.clear();
     in_transaction_ = false;
     unacked_batches_ = 0;
