@@ -687,7 +687,16 @@ ReadStatus PostgresCdcSource::read_stream(Batch& batch, std::chrono::millisecond
                                              " (query_timeout) inside a transaction");
             break;
         }
-        if (!handle(*message, out)) {
+        bool more;
+        try {
+            more = handle(*message, out);
+        } catch (const pgoutput::DecodeError& e) {
+            // Not retried: the same bytes would come again.
+            throw std::runtime_error("postgres_cdc " + settings_.slot +
+                                     ": cannot decode the replication stream after " +
+                                     pgoutput::lsn_text(read_.commit_lsn) + ": " + e.what());
+        }
+        if (!more) {
             once_reached_ = true;
             break;
         }
