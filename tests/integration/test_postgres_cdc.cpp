@@ -514,5 +514,21 @@ TEST_F(PostgresCdc, AfterACompletedSnapshotARestartStreamsOnlyNewChanges) {
     EXPECT_EQ(ids(changes, "r").size(), 100u);
 }
 
+TEST_F(PostgresCdc, OnlyTheSourcesTablesArriveFromAWiderPublication) {
+    pg.exec(
+        "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY);"
+        "CREATE PUBLICATION kbridge_p FOR ALL TABLES");
+    const std::string path = config("      tables: [a]\n      snapshot: never\n");
+    ASSERT_EQ(run(path).code, 0);
+    pg.exec(
+        "INSERT INTO b VALUES (1); INSERT INTO a VALUES (2); TRUNCATE b; INSERT INTO b VALUES (3)");
+    const RunResult r = run(path);
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto changes = consume();
+    ASSERT_EQ(changes.size(), 1u) << r.err;
+    EXPECT_EQ(changes[0].headers.at("kbridge.table"), "a");
+    EXPECT_EQ(*changes[0].key, "2");
+}
+
 }  // namespace
 }  // namespace kbridge::test

@@ -553,6 +553,8 @@ void PostgresCdcSource::on_relation(const pgoutput::Relation& relation) {
         for (size_t i = 0; i < table.columns.size(); ++i)
             if (table.columns[i].name == PQgetvalue(pk.get(), r, 0)) table.key.push_back(i);
     if (table.key.empty()) table.key = identity;
+    table.wanted = std::find(settings_.tables.begin(), settings_.tables.end(), table.qualified()) !=
+                   settings_.tables.end();
     table.prepare();
     tables_[relation.id] = std::move(table);
 }
@@ -584,7 +586,7 @@ bool PostgresCdcSource::handle(std::string_view bytes, Pending& out) {
     auto deliver = [&](char op, const CdcTable& table, const pgoutput::Tuple* row,
                        const pgoutput::Tuple* old_row, char old_kind) {
         if (!in_transaction_) throw pgoutput::DecodeError("a change outside a transaction");
-        if (!skip_change()) {
+        if (!skip_change() && table.wanted) {
             source.op = op;
             emit(out, table, source, row, old_row, old_kind);
         }
@@ -626,6 +628,7 @@ bool PostgresCdcSource::handle(std::string_view bytes, Pending& out) {
         for (const uint32_t id : truncate->relations) {
             if (skip) break;
             const CdcTable& table = table_of(id);
+            if (!table.wanted) continue;
             source.op = 't';
             Pending::Place place;
             place.headers = {{"kbridge.op", "t"},

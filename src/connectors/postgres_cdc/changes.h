@@ -21,6 +21,7 @@ struct CdcTable {
     char replica_identity = 'd';
     std::vector<Column> columns;
     std::vector<size_t> key;  // the record key: primary key, else replica identity columns
+    bool wanted = true;       // one of the source's tables (a publication may have more)
     // Sets each column's prefix; call after filling columns.
     void prepare();
     std::string qualified() const { return schema + "." + name; }
