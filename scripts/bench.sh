@@ -87,7 +87,7 @@ BENCH_POISON_ALL=${BENCH_POISON_ALL:-20000}
 BENCH_FAST=${BENCH_FAST:-1}
 PGBIN=/usr/lib/postgresql/15/bin
 
-IMPLEMENTED_MODES=(redis postgres sinks poison)
+IMPLEMENTED_MODES=(redis postgres sinks poison cdc)
 
 TMP=""          # scratch dir (mktemp -d), removed at exit
 BG_PIDS=()      # every background server this script started
@@ -579,6 +579,7 @@ start_postgres() {
     local dir=$TMP/pg${1:+_$1} settings=()
     [[ ${1:-} == durable ]] ||
         settings=(-c fsync=off -c synchronous_commit=off -c full_page_writes=off)
+    [[ ${1:-} == logical ]] && settings+=(-c wal_level=logical)
     chmod 755 "$TMP"
     mkdir -p "$dir"
     if ((EUID == 0)); then
@@ -712,6 +713,62 @@ bench_postgres() {
 
     print_report postgres "$RESULTS" "$BENCH_N" "$((BENCH_PG_BIG ? BENCH_N5 : 0))" \
         "$BENCH_REPEAT" "$KBRIDGE_BUILD_TYPE"
+    stop_postgres
+    stop_background
+    unset PG_URL
+}
+
+# -------------------------------------------------------------- cdc mode --
+
+# BENCH_N row inserts in one transaction, captured from the WAL: kbridge's postgres_cdc source
+# (--once) vs pg_recvlogical --plugin=test_decoding --endpos | kcat -P, each on a slot of its own
+# created before the insert. Both include PostgreSQL's decoding of the transaction.
+bench_cdc() {
+    ensure_packages postgresql kcat
+    begin_results cdc
+    start_postgres logical
+    start_dev_kafka cdc_kbridge:32 cdc_recvlogical:32
+    export KAFKA_BROKERS=$BOOT PG_URL
+    local cfg=$TMP/cdc.yaml
+    cat >"$cfg" <<EOF
+version: 1
+kafka: {brokers: '\${KAFKA_BROKERS}'}
+postgres: {url: '\${PG_URL}'}
+pipelines:
+  - name: bench
+    source: {type: postgres_cdc, tables: [c], snapshot: never}
+    sink: {type: kafka, topic: cdc_kbridge}
+EOF
+    psql_bench -c "CREATE TABLE c (id bigint PRIMARY KEY, user_id int, action text, item text, ts bigint)"
+    "$KBRIDGE" run "$cfg" --once --state-dir "$TMP/state_cdc" >"$TMP/cdc_slot.log" 2>&1 ||
+        die "kbridge could not create its slot: $(tail -n 5 "$TMP/cdc_slot.log")"
+    "$PGBIN/pg_recvlogical" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres --slot bench_td \
+        --create-slot --plugin=test_decoding
+    log "inserting $BENCH_N rows in one transaction"
+    psql_bench -c "INSERT INTO c SELECT g, 1000 + (g * 7919) % 99000, 'view', 'item-' || g,
+        1700000000000 + g * 13 FROM generate_series(1::bigint, $BENCH_N) AS g"
+    local end
+    end=$(psql_bench -At -c "SELECT pg_current_wal_insert_lsn()")
+    psql_bench -c CHECKPOINT
+    measure_delivery kbridge 1 "$BENCH_N" cdc_kbridge \
+        "$KBRIDGE" run "$cfg" --once --state-dir "$TMP/state_cdc"
+    record_measurement kbridge 1 "$BENCH_N"
+    local kb_secs=$M_SECS kb_rss=$M_RSS_KB
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    measure_delivery "recvlogical|kcat" 1 "$BENCH_N" cdc_recvlogical \
+        bash -c 'set -euo pipefail
+            "$1" -h 127.0.0.1 -p "$2" -U postgres -d postgres --slot bench_td --start \
+                --endpos "$3" -f - | grep "^table " |
+            kcat -P -b "$4" -t "$5" -X enable.idempotence=true -X acks=all' \
+        cdc "$PGBIN/pg_recvlogical" "$PG_PORT" "$end" "$BOOT" cdc_recvlogical
+    record_measurement "recvlogical|kcat" 1 "$BENCH_N"
+    echo
+    echo "== kbridge bench: postgres_cdc, $BENCH_N inserts in one transaction -> kafka"
+    awk -F'\t' '{ printf "%-18s %8.2f s  %9.0f changes/s  peak RSS %6.1f MB  delivered %s  rc %s\n",
+        $1, $4, $3 / $4, $5 / 1024, $6, $7 }' "$RESULTS"
+    awk -v a="$kb_secs" -v b="$M_SECS" \
+        'BEGIN { printf "kbridge vs pg_recvlogical | kcat -P: %.2fx (target >= 1.0x)\n", b / a }'
+    echo "kbridge peak RSS: $((kb_rss / 1024)) MB (target <= 64 MB)"
     stop_postgres
     stop_background
     unset PG_URL
@@ -1106,6 +1163,7 @@ run_mode() {
         postgres) bench_postgres ;;
         sinks) bench_sinks ;;
         poison) bench_poison ;;
+        cdc) bench_cdc ;;
         *) die "mode $1 listed as implemented but has no function" ;;
     esac
 }
@@ -1114,7 +1172,7 @@ main() {
     local mode=${1:-all}
     case $mode in
         -h | --help) usage; exit 0 ;;
-        redis | postgres | sinks | poison) setup_common; run_mode "$mode" ;;
+        redis | postgres | sinks | poison | cdc) setup_common; run_mode "$mode" ;;
         all)
             setup_common
             local m

@@ -11,7 +11,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$KBRIDGE_ROOT"
 
-TARGETS=(config json_template csv copy_text url_mask)
+TARGETS=(config json_template csv copy_text url_mask pgoutput)
 target=${1:-all}
 seconds=${2:-30}
 if [[ $target == all ]]; then

@@ -94,6 +94,8 @@ int main(int argc, char** argv) {
     state_cmd->add_option("pipeline", state.pipeline, "pipeline name")->required();
     state_cmd->add_option("values", state.values, "NAME=VALUE for set, e.g. incrementing=1000");
     state_cmd->add_option("--state-dir", state.state_dir, kStateDirHelp);
+    state_cmd->add_flag("--drop-slot", state.drop_slot,
+                        "reset: also drop a postgres_cdc pipeline's slot and publication");
 
     DescribeArgs describe;
     auto* describe_cmd = app.add_subcommand(

@@ -47,6 +47,7 @@ struct StateArgs {
     std::string pipeline;
     std::vector<std::string> values;  // NAME=VALUE, for set
     std::string state_dir;
+    bool drop_slot = false;  // reset: also a postgres_cdc pipeline's slot and publication
 };
 
 struct DescribeArgs {

@@ -10,6 +10,7 @@
 #include "cli/pipelines.h"
 #include "connectors/kafka/source.h"
 #include "connectors/postgres/table_source.h"
+#include "connectors/postgres_cdc/cdc_source.h"
 #include "connectors/redis/list_source.h"
 #include "core/secrets.h"
 #include "state/position_store.h"
@@ -127,6 +128,17 @@ const std::map<std::string, SourceState>& source_states() {
                          "exactly_once sink's), not a position kbridge stores; move them with "
                          "kafka-consumer-groups.sh --reset-offsets while no run is consuming");
           }}},
+        {"postgres_cdc",
+         {[](StateTarget& t) {
+              show_stored_position(t);
+              std::printf("%s",
+                          dynamic_cast<PostgresCdcSource&>(*t.pipeline.source).slot_report().c_str());
+          },
+          [](StateTarget& t, const Position&) {
+              refuse_set("pipeline " + t.args.pipeline +
+                         ": a postgres_cdc source resumes from its slot and the checkpoint of the "
+                         "last delivered change; `state reset --drop-slot` starts it over");
+          }}},
         {"redis_list",
          {show_redis_list,
           [](StateTarget& t, const Position&) {
@@ -164,6 +176,12 @@ int state_command(const StateArgs& args) {
     const SourceState state = state_of(built.front().source_type);
     try {
         if (args.action == "reset") {
+            auto* cdc = dynamic_cast<PostgresCdcSource*>(target.pipeline.source.get());
+            if (args.drop_slot && !cdc) {
+                std::fprintf(stderr, "kbridge: --drop-slot: the source is not postgres_cdc\n");
+                return kExitUsage;
+            }
+            if (args.drop_slot) cdc->drop_slot_and_publication();
             store.reset();
             std::printf("%s: position reset; the next run starts from the beginning\n",
                         args.pipeline.c_str());

@@ -5,6 +5,7 @@
 #include "connectors/mysql/table_sink.h"
 #include "connectors/postgres/table_sink.h"
 #include "connectors/postgres/table_source.h"
+#include "connectors/postgres_cdc/cdc_source.h"
 #include "connectors/redis/list_source.h"
 #include "connectors/redis/sink.h"
 #include "connectors/redis/stream_source.h"
@@ -39,6 +40,7 @@ const std::vector<SourceKind>& source_kinds() {
         {"redis_list", &redis_list_options(), make_redis_list_source},
         {"redis_stream", &redis_stream_options(), make_redis_stream_source},
         {"postgres_table", &postgres_table_options(), make_postgres_table_source},
+        {"postgres_cdc", &postgres_cdc_options(), make_postgres_cdc_source},
         {"kafka", &kafka_source_options(), make_kafka_source},
         {"stdin", &stdin_source_options(), make_stdin_source},
     };

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstring>
 #include <iterator>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 
@@ -151,6 +153,18 @@ std::string prometheus_text(const std::vector<std::unique_ptr<PipelineRunner>>& 
             if (const auto value = f.value(*r))
                 out += std::string(f.name) + "{" + labels(*r) + "} " + *value + "\n";
     }
+    // Gauges a source keeps of its own (postgres_cdc: kbridge_cdc_*), one family per name.
+    std::map<std::string, std::string> source_families;
+    for (const auto& r : runners) {
+        std::lock_guard<std::mutex> lock(r->stats().source_gauges_mutex);
+        for (const auto& [name, value] : r->stats().source_gauges) {
+            char number[32];
+            std::snprintf(number, sizeof number, "%.3f", value);
+            source_families[name] +=
+                name + "{pipeline=\"" + escaped(r->name()) + "\"} " + number + "\n";
+        }
+    }
+    for (const auto& [name, lines] : source_families) out += "# TYPE " + name + " gauge\n" + lines;
     out += batch_latency_histogram(runners);
     return out;
 }

@@ -298,6 +298,11 @@ void PipelineRunner::sample_gauges(bool now) {
     const auto blocked = source_->blocked_seconds();
     stats_.blocked_ms = blocked ? static_cast<int64_t>(*blocked * 1000) : -1;
     stats_.source_healthy = source_->healthy();
+    auto gauges = source_->gauges();
+    {
+        std::lock_guard<std::mutex> lock(stats_.source_gauges_mutex);
+        stats_.source_gauges = std::move(gauges);
+    }
     stats_.retried =
         earlier_retried_ + sink_->retried() + (dead_letter_ ? dead_letter_->retried() : 0);
 }

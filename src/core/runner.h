@@ -56,6 +56,8 @@ struct PipelineStats {
     // Unix time in ms the pipeline last acknowledged a batch or found its source caught up with
     // nothing in flight; 0: not yet.
     std::atomic<int64_t> last_success_unix_ms{0};
+    mutable std::mutex source_gauges_mutex;
+    std::vector<std::pair<std::string, double>> source_gauges;  // Source::gauges()
 };
 
 struct RunSettings {

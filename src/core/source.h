@@ -2,6 +2,8 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/offsets.h"
 #include "core/record.h"
@@ -43,6 +45,9 @@ class Source {
     // transaction holding an incremental export's horizon); 0: not held up; none: unknown. Read
     // like lag(), from the run loop.
     virtual std::optional<double> blocked_seconds() { return std::nullopt; }
+    // The source's own gauges for /metrics (name, value), e.g. postgres_cdc's slot lag; read
+    // like lag(), from the run loop.
+    virtual std::vector<std::pair<std::string, double>> gauges() { return {}; }
     // False while held up for longer than the source tolerates: /health then answers 503.
     virtual bool healthy() { return true; }
     virtual Format format() const = 0;

@@ -40,8 +40,11 @@ Template::Template(const std::string& text) : text_(text) {
             s.kind = Kind::Offset;
         else if (name == "_timestamp")
             s.kind = Kind::Timestamp;
-        else if (name == "_id")
-            s.kind = Kind::Id;
+        else if (name == "_id")  // redis_stream's entry ID
+            s.kind = Kind::Header, s.literal = "kbridge.redis.id", s.path = {name, "redis_stream"};
+        else if (name == "_schema" || name == "_table" || name == "_op" || name == "_lsn")
+            s.kind = Kind::Header, s.literal = "kbridge." + name.substr(1),
+            s.path = {name, "postgres_cdc"};
         else {
             size_t start = 0;
             while (true) {
@@ -93,13 +96,13 @@ bool Template::render(const Record& record, const json::Value* fields, std::stri
             case Kind::Timestamp:
                 out += std::to_string(record.timestamp);
                 break;
-            case Kind::Id: {
-                // The entry ID a Redis stream source puts in the record's headers.
+            case Kind::Header: {
                 const auto found =
                     std::find_if(record.headers.begin(), record.headers.end(),
-                                 [](const Header& h) { return h.name == "kbridge.redis.id"; });
+                                 [&](const Header& h) { return h.name == s.literal; });
                 if (found == record.headers.end()) {
-                    error = "the record has no entry ID for {_id} (only redis_stream sets one)";
+                    error = "the record has no " + s.literal + " header for {" + s.path[0] +
+                            "} (only " + s.path[1] + " sets it)";
                     return false;
                 }
                 out += found->value;

@@ -20,11 +20,11 @@ class Template {
     const std::string& text() const { return text_; }
 
   private:
-    enum class Kind { Literal, Field, Key, Topic, Partition, Offset, Timestamp, Id };
+    enum class Kind { Literal, Field, Key, Topic, Partition, Offset, Timestamp, Header };
     struct Segment {
         Kind kind;
-        std::string literal;            // Literal text, or the field's dotted name
-        std::vector<std::string> path;  // Field
+        std::string literal;            // Literal text, the field's dotted name, or a header's
+        std::vector<std::string> path;  // Field; Header: {placeholder, the source that sets it}
     };
     std::string text_;
     std::vector<Segment> segments_;
