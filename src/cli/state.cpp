@@ -131,8 +131,8 @@ const std::map<std::string, SourceState>& source_states() {
         {"postgres_cdc",
          {[](StateTarget& t) {
               show_stored_position(t);
-              std::printf("%s",
-                          dynamic_cast<PostgresCdcSource&>(*t.pipeline.source).slot_report().c_str());
+              std::printf(
+                  "%s", dynamic_cast<PostgresCdcSource&>(*t.pipeline.source).slot_report().c_str());
           },
           [](StateTarget& t, const Position&) {
               refuse_set("pipeline " + t.args.pipeline +

@@ -2,6 +2,8 @@
 // input (AddressSanitizer), and every view a message holds lies inside the input. The first byte
 // chooses the layer: 'w'/'k' the replication wrapper, else a pgoutput message; text values are
 // also rendered as JSON, which must come out as balanced brackets and quotes.
+#include "connectors/postgres_cdc/pgoutput.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -10,7 +12,6 @@
 #include <variant>
 #include <vector>
 
-#include "connectors/postgres_cdc/pgoutput.h"
 #include "connectors/postgres_cdc/text_json.h"
 
 namespace {
@@ -35,8 +36,8 @@ void check_tuple(const Tuple& row) {
     for (const auto& v : row) {
         inside(v.bytes);
         if (v.kind != ValueKind::Text) continue;
-        for (const JsonKind kind : {JsonKind::Number, JsonKind::Timestamp, JsonKind::TimestampTz,
-                                    JsonKind::String}) {
+        for (const JsonKind kind :
+             {JsonKind::Number, JsonKind::Timestamp, JsonKind::TimestampTz, JsonKind::String}) {
             std::vector<char> out;
             append_text_as_json(JsonType{kind}, v.bytes, out);
             if (out.empty()) finding("no JSON for a value");
