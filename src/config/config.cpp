@@ -64,6 +64,8 @@ const OptionTable kPipeline = {
     {"source", OptionType::Map, "", "where records come from", {}, true},
     {"sink", OptionType::Map, "", "where records go", {}, true},
     {"dead_letter", OptionType::Map, "", "where rejected records go"},
+    {"transforms", OptionType::List, "",
+     "drop, rename, set, filter and select steps applied in order between decoding and the sink"},
 };
 
 // Aliases share their anchor's node, so a walk meets it once per alias: nested anchors
@@ -432,6 +434,7 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
         p.sink = connector(node["sink"], file, path_i + ".sink");
         if (node["dead_letter"])
             p.dead_letter = connector(node["dead_letter"], file, path_i + ".dead_letter");
+        if (node["transforms"]) p.transforms = node["transforms"];
         config.pipelines.push_back(std::move(p));
     }
     return config;

@@ -23,6 +23,7 @@ struct PipelineConfig {
     ConnectorConfig source;
     ConnectorConfig sink;
     std::optional<ConnectorConfig> dead_letter;
+    std::optional<YAML::Node> transforms;  // the `transforms:` list
 };
 
 struct Config {

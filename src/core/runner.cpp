@@ -425,6 +425,11 @@ void PipelineRunner::delivered(BatchState* batch) {
     ++stats_.delivered;
 }
 
+void PipelineRunner::filtered(BatchState* batch) {
+    --batch->pending;
+    ++stats_.filtered;
+}
+
 void PipelineRunner::rejected(BatchState* batch, Record record, const Rejection& why) {
     if (!dead_letter(batch, std::move(record), why)) batch->failed_after_send = true;
 }

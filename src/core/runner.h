@@ -37,6 +37,7 @@ struct PipelineStats {
     std::atomic<uint64_t> read{0};
     std::atomic<uint64_t> delivered{0};
     std::atomic<uint64_t> dead_lettered{0};
+    std::atomic<uint64_t> filtered{0};  // dropped by a transforms filter, acknowledged
     double seconds = 0;
     std::atomic<bool> connected{false};    // every connector of the pipeline is connected
     std::atomic<int64_t> heartbeat_ms{0};  // steady clock of the run loop's last turn (watchdog)
@@ -92,6 +93,7 @@ class PipelineRunner : private DeliveryListener {
     void delivered(BatchState* batch) override;
     void rejected(BatchState* batch, Record record, const Rejection& why) override;
     void failed(BatchState* batch, const std::string& error) override;
+    void filtered(BatchState* batch) override;
     bool settle_dead_letters() override;
     void rejected_earlier(Record record, const Rejection& why) override;
 

@@ -30,6 +30,8 @@ class DeliveryListener {
     // dead letter may not have been sent: it goes to the dead letter now (settle_dead_letters()
     // then waits for it), or the run stops.
     virtual void rejected_earlier(Record record, const Rejection& why) = 0;
+    // A pipeline's filter dropped the record: it is done with (acknowledged), not written.
+    virtual void filtered(BatchState* batch) { delivered(batch); }
 };
 
 class Sink {
