@@ -372,7 +372,12 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
     for (const auto& assignment : overrides) apply_override(root, assignment);
     NodeSet expanded;
     expand_tree(root, file, expanded);
+    return config_from_yaml(root, file);
+}
 
+Config config_from_yaml(const YAML::Node& root, const std::string& file) {
+    Config config;
+    config.file = file;
     // The top level holds maps and a list; check its keys here, the blocks below.
     std::vector<std::string> names;
     for (const auto& s : kTopLevel) names.push_back(s.name);

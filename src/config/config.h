@@ -38,6 +38,10 @@ struct Config {
 // `path` may be "-" for standard input. `overrides` are "PATH=VALUE" strings from --set.
 Config load_config(const std::string& path, const std::vector<std::string>& overrides);
 
+// A pipeline file already parsed (or built by a command such as `kbridge consume`): checked as
+// load_config() checks a file; `file` names it in messages. No ${VAR} expansion.
+Config config_from_yaml(const YAML::Node& root, const std::string& file);
+
 // Expands ${VAR} and ${VAR:-default} ($$ is a literal $). Throws ConfigError at `mark`.
 std::string expand_env(const std::string& text, const Mark& mark);
 

@@ -6,6 +6,7 @@
 #include "connectors/postgres/table_source.h"
 #include "connectors/redis/list_source.h"
 #include "connectors/redis/sink.h"
+#include "connectors/stdio/stderr_sink.h"
 #include "connectors/stdio/stdin_source.h"
 #include "connectors/stdio/stdout_sink.h"
 
@@ -47,6 +48,7 @@ const std::vector<SinkKind>& sink_kinds() {
         {"postgres_table", &postgres_sink_options(), make_postgres_sink},
         {"redis", &redis_sink_options(), make_redis_sink},
         {"stdout", &stdout_sink_options(), make_stdout_sink},
+        {"stderr", &stderr_sink_options(), make_stderr_sink},
     };
     return kinds;
 }

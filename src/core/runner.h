@@ -94,6 +94,7 @@ class PipelineRunner : private DeliveryListener {
     void rejected(BatchState* batch, Record record, const Rejection& why) override;
     void failed(BatchState* batch, const std::string& error) override;
     void filtered(BatchState* batch) override;
+    void abandoned(BatchState* batch) override;
     bool settle_dead_letters() override;
     void rejected_earlier(Record record, const Rejection& why) override;
 
@@ -134,6 +135,7 @@ class PipelineRunner : private DeliveryListener {
     std::deque<std::unique_ptr<BatchState>> batches_;
     size_t in_flight_ = 0;
     bool fatal_ = false;
+    bool output_closed_ = false;  // the sink's reader went away: stop as if asked to
     size_t previewed_ = 0;
     int64_t last_sample_ms_ = 0;
     bool ever_connected_ = false;
