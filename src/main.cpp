@@ -112,6 +112,56 @@ int main(int argc, char** argv) {
         app.add_subcommand("generate", "write a man page or a shell completion")->group("");
     generate_cmd->add_option("what", generate_what, "man1 | man5 | bash | zsh")->required();
 
+    auto kafka_options = [](CLI::App* cmd, KafkaArgs& kafka) {
+        cmd->add_option("-b,--brokers", kafka.brokers,
+                        "bootstrap servers (default: --config-file's, else $KAFKA_BROKERS, else "
+                        "localhost:9092)");
+        cmd->add_option("--config-file", kafka.config_file,
+                        "take brokers and properties from this pipeline file's kafka block");
+        cmd->add_option("-X", kafka.properties, "librdkafka property NAME=VALUE (repeatable)");
+    };
+    ConsumeArgs consume;
+    auto* consume_cmd = app.add_subcommand(
+        "consume", "print the records of Kafka topics, like kcat -C; no group, no commits");
+    consume_cmd->add_option("topics", consume.topics, "topics to read")->required();
+    kafka_options(consume_cmd, consume.kafka);
+    consume_cmd->add_option("-o,--offset", consume.offset,
+                            "where each partition starts: beginning (default), end, -N (the last "
+                            "N), @TIMESTAMP_MS or an offset");
+    consume_cmd->add_option("-p,--partition", consume.partitions,
+                            "only this partition (repeatable)");
+    consume_cmd->add_option("-c,--count", consume.count, "exit after this many records");
+    consume_cmd->add_flag("-e,--exit", consume.exit_at_end,
+                          "exit at the end of every partition (as it was at the start)");
+    consume_cmd->add_option("-G,--group", consume.group,
+                            "read as a member of this consumer group and commit what was printed");
+    consume_cmd->add_option("--format", consume.format, "the values: raw, json or csv")
+        ->check(CLI::IsMember({"json", "raw", "csv"}));
+    consume_cmd->add_option("--columns", consume.columns, "csv: the field names, in order")
+        ->delimiter(',');
+    consume_cmd->add_option("-f,--line-format", consume.line_format,
+                            "kcat's -f: %t %p %o %k %s %h %T %S %K, \\n \\t");
+
+    ProduceArgs produce;
+    auto* produce_cmd = app.add_subcommand(
+        "produce", "send each line of stdin (or -l FILE) to a Kafka topic, like kcat -P");
+    produce_cmd->add_option("topic", produce.topic, "topic (a template: orders.{region})")
+        ->required();
+    kafka_options(produce_cmd, produce.kafka);
+    produce_cmd->add_option("-k,--key", produce.key, "key template, e.g. {user_id}");
+    produce_cmd->add_option("-H,--header", produce.headers, "header NAME=TEMPLATE (repeatable)");
+    produce_cmd->add_option("-p,--partition", produce.partition,
+                            "write every record to this partition");
+    produce_cmd->add_option("--format", produce.format, "the lines: raw, json or csv")
+        ->check(CLI::IsMember({"json", "raw", "csv"}));
+    produce_cmd->add_option("--columns", produce.columns, "csv: the field names, in order")
+        ->delimiter(',');
+    produce_cmd->add_option("-l,--file", produce.file, "read this file instead of stdin");
+    produce_cmd->add_option("--dead-letter", produce.dead_letter,
+                            "send invalid lines to this topic instead of reporting them");
+    produce_cmd->add_flag("--dry-run", produce.dry_run,
+                          "print each record as it would be produced; send nothing");
+
     auto* version_cmd = app.add_subcommand("version", "print the version");
 
     try {
@@ -120,6 +170,10 @@ int main(int argc, char** argv) {
         const int code = app.exit(e);
         return code == 0 ? kExitOk : kExitUsage;
     }
+    // One-liners stay quiet unless asked: only warnings and errors, as kcat -q.
+    if ((consume_cmd->parsed() || produce_cmd->parsed()) &&
+        app.get_option("--log-level")->count() == 0)
+        log_level = "warn";
     try {
         setup_logging(log_level, log_format);
     } catch (const std::exception& e) {
@@ -135,5 +189,7 @@ int main(int argc, char** argv) {
     if (describe_cmd->parsed()) return describe_command(describe);
     if (generate_cmd->parsed()) return generate_command(app, generate_what);
     if (version_cmd->parsed()) return version_command();
+    if (consume_cmd->parsed()) return consume_command(consume);
+    if (produce_cmd->parsed()) return produce_command(produce);
     return kExitUsage;
 }

@@ -1,6 +1,7 @@
 #pragma once
 // One function per subcommand; each returns the process exit code (SPEC.md: 0 done, 1 runtime
 // failure, 2 usage or config error).
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,42 @@ struct DescribeArgs {
     std::string type;             // a connector type or file block; empty: all
     std::string format = "text";  // text | json | markdown (README's tables)
 };
+
+// Where `consume` and `produce` find Kafka: -b, else --config-file's kafka block, else
+// $KAFKA_BROKERS, else localhost:9092; -X properties over the file's.
+struct KafkaArgs {
+    std::string brokers;
+    std::string config_file;
+    std::vector<std::string> properties;  // NAME=VALUE
+};
+
+struct ConsumeArgs {
+    KafkaArgs kafka;
+    std::vector<std::string> topics;
+    std::string offset;  // beginning | end | -N | @TIMESTAMP_MS | OFFSET
+    std::vector<int> partitions;
+    int64_t count = 0;
+    bool exit_at_end = false;
+    std::string group;
+    std::string format = "raw";
+    std::vector<std::string> columns;  // csv
+    std::string line_format;           // kcat's -f
+};
+int consume_command(const ConsumeArgs& args);
+
+struct ProduceArgs {
+    KafkaArgs kafka;
+    std::string topic;
+    std::string key;                   // a template
+    std::vector<std::string> headers;  // NAME=TEMPLATE
+    int partition = -1;
+    std::string format = "raw";
+    std::vector<std::string> columns;  // csv
+    std::string file;                  // -l: instead of stdin
+    std::string dead_letter;           // a topic
+    bool dry_run = false;
+};
+int produce_command(const ProduceArgs& args);
 
 int run_command(const RunArgs& args);
 int describe_command(const DescribeArgs& args);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "transforms/transforming_sink.h"
+
 namespace kbridge {
 
 std::vector<BuiltPipeline> build_pipelines(const Config& config,
@@ -19,7 +21,8 @@ std::vector<BuiltPipeline> build_pipelines(const Config& config,
         }
     }
     std::vector<BuiltPipeline> built;
-    for (const auto& p : config.pipelines) {
+    for (size_t index = 0; index < config.pipelines.size(); ++index) {
+        const PipelineConfig& p = config.pipelines[index];
         if (!only.empty() && std::find(only.begin(), only.end(), p.name) == only.end()) continue;
         ConnectorContext ctx{config,  p.name,       once || dry_run, state_dir, embedded_bootstraps,
                              dry_run, p.source.type};
@@ -29,6 +32,15 @@ std::vector<BuiltPipeline> build_pipelines(const Config& config,
         b.sink_type = p.sink.type;
         b.source = make_source(p.source, ctx);
         b.sink = make_sink(p.sink, ctx);
+        if (p.transforms) {
+            const std::string where = "pipelines[" + std::to_string(index) + "].transforms";
+            TransformChain chain(*p.transforms, config.file, where);
+            if (b.source->format() == Format::Raw)
+                throw ConfigError(mark_of(*p.transforms, config.file), where,
+                                  "transforms work on fields: the source's format must be json or "
+                                  "csv, not raw");
+            b.sink = std::make_unique<TransformingSink>(std::move(chain), std::move(b.sink));
+        }
         if (p.dead_letter) b.dead_letter = make_sink(*p.dead_letter, ctx);
         if (const auto limit = b.sink->max_value_bytes()) b.source->set_sink_value_limit(*limit);
         if (OffsetStore* store = b.sink->offset_store();

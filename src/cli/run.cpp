@@ -33,22 +33,22 @@ void print_summary(const PipelineRunner& runner, int code) {
     if (json_logs()) {
         std::fprintf(stderr,
                      "{\"summary\":true,\"pipeline\":\"%s\",\"source\":\"%s\",\"sink\":\"%s\","
-                     "\"read\":%llu,\"delivered\":%llu,"
-                     "\"dead_lettered\":%llu,\"seconds\":%.3f,\"records_per_second\":%.0f,\"exit_"
-                     "code\":%d}\n",
+                     "\"read\":%llu,\"delivered\":%llu,\"dead_lettered\":%llu,\"filtered\":%llu,"
+                     "\"seconds\":%.3f,\"records_per_second\":%.0f,\"exit_code\":%d}\n",
                      runner.name().c_str(), runner.source_type().c_str(),
                      runner.sink_type().c_str(), static_cast<unsigned long long>(s.read.load()),
                      static_cast<unsigned long long>(s.delivered.load()),
-                     static_cast<unsigned long long>(s.dead_lettered.load()), s.seconds, rate,
-                     code);
+                     static_cast<unsigned long long>(s.dead_lettered.load()),
+                     static_cast<unsigned long long>(s.filtered.load()), s.seconds, rate, code);
     } else {
         std::fprintf(
             stderr,
-            "%s: read %llu, delivered %llu, dead-lettered %llu in %.2f s (%.0f records/s)%s\n",
+            "%s: read %llu, delivered %llu, dead-lettered %llu%s in %.2f s (%.0f records/s)%s\n",
             runner.name().c_str(), static_cast<unsigned long long>(s.read.load()),
             static_cast<unsigned long long>(s.delivered.load()),
-            static_cast<unsigned long long>(s.dead_lettered.load()), s.seconds, rate,
-            code ? ", FAILED" : "");
+            static_cast<unsigned long long>(s.dead_lettered.load()),
+            s.filtered ? (", filtered " + std::to_string(s.filtered.load())).c_str() : "",
+            s.seconds, rate, code ? ", FAILED" : "");
     }
 }
 

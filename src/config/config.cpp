@@ -72,6 +72,8 @@ const OptionTable kPipeline = {
     {"source", OptionType::Map, "", "where records come from", {}, true},
     {"sink", OptionType::Map, "", "where records go", {}, true},
     {"dead_letter", OptionType::Map, "", "where rejected records go"},
+    {"transforms", OptionType::List, "",
+     "drop, rename, set, filter and select steps applied in order between decoding and the sink"},
 };
 
 // Aliases share their anchor's node, so a walk meets it once per alias: nested anchors
@@ -378,7 +380,12 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
     for (const auto& assignment : overrides) apply_override(root, assignment);
     NodeSet expanded;
     expand_tree(root, file, expanded);
+    return config_from_yaml(root, file);
+}
 
+Config config_from_yaml(const YAML::Node& root, const std::string& file) {
+    Config config;
+    config.file = file;
     // The top level holds maps and a list; check its keys here, the blocks below.
     std::vector<std::string> names;
     for (const auto& s : kTopLevel) names.push_back(s.name);
@@ -441,6 +448,7 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
         p.sink = connector(node["sink"], file, path_i + ".sink");
         if (node["dead_letter"])
             p.dead_letter = connector(node["dead_letter"], file, path_i + ".dead_letter");
+        if (node["transforms"]) p.transforms = node["transforms"];
         config.pipelines.push_back(std::move(p));
     }
     return config;

@@ -23,6 +23,7 @@ struct PipelineConfig {
     ConnectorConfig source;
     ConnectorConfig sink;
     std::optional<ConnectorConfig> dead_letter;
+    std::optional<YAML::Node> transforms;  // the `transforms:` list
 };
 
 struct Config {
@@ -44,6 +45,10 @@ struct FileBlock {
     const OptionTable* options;
 };
 const std::vector<FileBlock>& file_blocks();
+
+// A pipeline file already parsed (or built by a command such as `kbridge consume`): checked as
+// load_config() checks a file; `file` names it in messages. No ${VAR} expansion.
+Config config_from_yaml(const YAML::Node& root, const std::string& file);
 
 // Expands ${VAR} and ${VAR:-default} ($$ is a literal $). Throws ConfigError at `mark`.
 std::string expand_env(const std::string& text, const Mark& mark);

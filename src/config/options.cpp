@@ -25,6 +25,8 @@ const char* type_name(OptionType type) {
             return "a list of strings";
         case OptionType::Map:
             return "a map";
+        case OptionType::List:
+            return "a list";
     }
     return "a value";
 }
@@ -142,6 +144,9 @@ Options::Options(const YAML::Node& node, const OptionTable& table, const std::st
                 break;
             case OptionType::Map:
                 if (!value.IsMap()) throw wrong();
+                break;
+            case OptionType::List:
+                if (!value.IsSequence()) throw wrong();
                 break;
             case OptionType::StringList:
                 if (!value.IsSequence() && !value.IsScalar()) throw wrong();

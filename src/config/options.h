@@ -14,7 +14,18 @@
 namespace kbridge {
 
 // Map: a nested block checked by someone else (e.g. a pipeline's source).
-enum class OptionType { String, Integer, Boolean, Duration, Choice, StringMap, StringList, Map };
+// List: a list checked by someone else (e.g. a pipeline's transforms).
+enum class OptionType {
+    String,
+    Integer,
+    Boolean,
+    Duration,
+    Choice,
+    StringMap,
+    StringList,
+    Map,
+    List
+};
 
 struct OptionSpec {
     std::string name;

@@ -10,6 +10,7 @@
 #include "connectors/redis/sink.h"
 #include "connectors/redis/stream_source.h"
 #include "connectors/sqlite/table_sink.h"
+#include "connectors/stdio/stderr_sink.h"
 #include "connectors/stdio/stdin_source.h"
 #include "connectors/stdio/stdout_sink.h"
 
@@ -55,6 +56,7 @@ const std::vector<SinkKind>& sink_kinds() {
         {"redis", &redis_sink_options(), make_redis_sink},
         {"sqlite_table", &sqlite_sink_options(), make_sqlite_sink},
         {"stdout", &stdout_sink_options(), make_stdout_sink},
+        {"stderr", &stderr_sink_options(), make_stderr_sink},
     };
     return kinds;
 }

@@ -83,6 +83,11 @@ std::string prometheus_text(const std::vector<std::unique_ptr<PipelineRunner>>& 
          [](const PipelineRunner& r) -> std::optional<std::string> {
              return std::to_string(r.stats().dead_lettered);
          }},
+        {"kbridge_records_filtered_total", "counter",
+         "Records a transforms filter dropped (acknowledged, not written).",
+         [](const PipelineRunner& r) -> std::optional<std::string> {
+             return std::to_string(r.stats().filtered);
+         }},
         {"kbridge_records_retried_total", "counter",
          "Records written again after a transient error.",
          [](const PipelineRunner& r) -> std::optional<std::string> {
@@ -178,12 +183,13 @@ std::string stats_json(const std::vector<std::unique_ptr<PipelineRunner>>& runne
         char line[512];
         std::snprintf(line, sizeof line,
                       "%s{\"name\":\"%s\",\"read\":%llu,\"written\":%llu,\"dead_lettered\":%llu,"
-                      "\"seconds\":%.3f,"
+                      "\"filtered\":%llu,\"seconds\":%.3f,"
                       "\"records_per_second\":%.0f,\"exit_code\":%d}",
                       i ? "," : "", escaped(runners[i]->name()).c_str(),
                       static_cast<unsigned long long>(s.read.load()),
                       static_cast<unsigned long long>(s.delivered.load()),
-                      static_cast<unsigned long long>(s.dead_lettered.load()), seconds,
+                      static_cast<unsigned long long>(s.dead_lettered.load()),
+                      static_cast<unsigned long long>(s.filtered.load()), seconds,
                       seconds > 0 ? (s.delivered + s.dead_lettered) / seconds : 0.0,
                       i < exit_codes.size() ? exit_codes[i] : -1);
         out += line;

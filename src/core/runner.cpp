@@ -144,7 +144,7 @@ void PipelineRunner::connect_endpoints() {
 }
 
 void PipelineRunner::loop(const std::atomic<bool>& stop) {
-    while (!stop.load() && !fatal_) {
+    while (!stop.load() && !fatal_ && !output_closed_) {
         beat();
         sample_gauges(false);
         if (in_flight_ >= settings_.max_in_flight) {
@@ -502,6 +502,18 @@ void PipelineRunner::stop_batch(BatchState* batch, const std::string& error) {
 void PipelineRunner::delivered(BatchState* batch) {
     --batch->pending;
     ++stats_.delivered;
+}
+
+void PipelineRunner::abandoned(BatchState* batch) {
+    output_closed_ = true;
+    if (!batch) return;  // found closed while idle
+    --batch->pending;
+    batch->failed = batch->failed_after_send = true;
+}
+
+void PipelineRunner::filtered(BatchState* batch) {
+    --batch->pending;
+    ++stats_.filtered;
 }
 
 void PipelineRunner::rejected(BatchState* batch, Record record, const Rejection& why) {

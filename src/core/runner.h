@@ -38,6 +38,7 @@ struct PipelineStats {
     std::atomic<uint64_t> read{0};
     std::atomic<uint64_t> delivered{0};
     std::atomic<uint64_t> dead_lettered{0};
+    std::atomic<uint64_t> filtered{0};  // dropped by a transforms filter, acknowledged
     double seconds = 0;
     std::atomic<bool> connected{false};    // every connector of the pipeline is connected
     std::atomic<int64_t> heartbeat_ms{0};  // steady clock of the run loop's last turn (watchdog)
@@ -110,6 +111,8 @@ class PipelineRunner : private DeliveryListener {
     void delivered(BatchState* batch) override;
     void rejected(BatchState* batch, Record record, const Rejection& why) override;
     void failed(BatchState* batch, const std::string& error) override;
+    void filtered(BatchState* batch) override;
+    void abandoned(BatchState* batch) override;
     bool settle_dead_letters() override;
     void rejected_earlier(Record record, const Rejection& why) override;
 
@@ -153,6 +156,7 @@ class PipelineRunner : private DeliveryListener {
     std::deque<std::unique_ptr<BatchState>> batches_;
     size_t in_flight_ = 0;
     bool fatal_ = false;
+    bool output_closed_ = false;  // the sink's reader went away: stop as if asked to
     size_t previewed_ = 0;
     int64_t last_sample_ms_ = 0;
     bool ever_connected_ = false;

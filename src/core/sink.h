@@ -30,6 +30,12 @@ class DeliveryListener {
     // dead letter may not have been sent: it goes to the dead letter now (settle_dead_letters()
     // then waits for it), or the run stops.
     virtual void rejected_earlier(Record record, const Rejection& why) = 0;
+    // A pipeline's filter dropped the record: it is done with (acknowledged), not written.
+    virtual void filtered(BatchState* batch) { delivered(batch); }
+    // The sink's destination went away without fault of the record or the pipeline (the reader
+    // of a pipe exited, as `head` does): the record is not written, the run ends as if stopped
+    // (exit 0), and nothing from this batch on is acknowledged. Null: found closed while idle.
+    virtual void abandoned(BatchState* batch) { failed(batch, "the output was closed"); }
 };
 
 class Sink {

@@ -102,6 +102,8 @@ inline Member Children::Iterator::operator*() const {
 
 // Undoes a JSON string's escapes (the text between the quotes, already checked).
 void unescape(std::string_view escaped, std::string& out);
+// Appends `text` as a quoted JSON string: quote, backslash and control characters escaped.
+void append_quoted(std::string_view text, std::string& out);
 
 // True when `text` is UTF-8 as RFC 3629 has it (no overlong forms, surrogates or code points
 // past U+10FFFF): what a JSON document may hold.

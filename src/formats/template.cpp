@@ -1,9 +1,67 @@
 #include "formats/template.h"
 
+#include <time.h>
+
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 
 namespace kbridge {
+namespace {
+
+// Finds fields in a decoded value.
+class ValueLookup : public FieldLookup {
+  public:
+    explicit ValueLookup(const json::Value& fields) : fields_(fields) {}
+    bool find(const std::vector<std::string>& path, json::Value& out) override {
+        out = fields_;
+        for (const auto& part : path)
+            if (!out.find(part, out)) return false;
+        return true;
+    }
+
+  private:
+    const json::Value& fields_;
+};
+
+Template::Formatter parse_formatter(const std::string& name, const std::string& text) {
+    if (name == "date") return Template::Formatter::Date;
+    if (name == "upper") return Template::Formatter::Upper;
+    if (name == "lower") return Template::Formatter::Lower;
+    if (name == "json") return Template::Formatter::Json;
+    throw std::invalid_argument("unknown formatter ':" + name + "' in template '" + text +
+                                "' (known: date, upper, lower, json)");
+}
+
+// An ISO date from milliseconds since the epoch (a number's text) or from an ISO 8601 text
+// (its first ten characters); false when the text is neither.
+bool format_date(const std::string& text, bool is_number, std::string& out) {
+    if (!is_number) {
+        const bool iso = text.size() >= 10 && text[4] == '-' && text[7] == '-' &&
+                         std::isdigit(static_cast<unsigned char>(text[0])) &&
+                         std::isdigit(static_cast<unsigned char>(text[5])) &&
+                         std::isdigit(static_cast<unsigned char>(text[8]));
+        if (iso) out.append(text, 0, 10);
+        return iso;
+    }
+    char* end = nullptr;
+    errno = 0;
+    const long long ms = std::strtoll(text.c_str(), &end, 10);
+    if (text.empty() || *end != '\0' || errno == ERANGE) return false;  // a fraction or exponent
+    const time_t seconds = static_cast<time_t>(ms / 1000 - (ms % 1000 < 0 ? 1 : 0));
+    struct tm utc {};
+    if (!gmtime_r(&seconds, &utc)) return false;
+    char day[32];
+    std::snprintf(day, sizeof day, "%04d-%02d-%02d", utc.tm_year + 1900, utc.tm_mon + 1,
+                  utc.tm_mday);
+    out += day;
+    return true;
+}
+
+}  // namespace
 
 Template::Template(const std::string& text) : text_(text) {
     std::string literal;
@@ -24,12 +82,23 @@ Template::Template(const std::string& text) : text_(text) {
         const size_t close = text.find('}', i);
         if (close == std::string::npos)
             throw std::invalid_argument("unclosed '{' in template '" + text + "'");
-        const std::string name = text.substr(i + 1, close - i - 1);
+        std::string name = text.substr(i + 1, close - i - 1);
+        Segment s{Kind::Field, "", {}, Formatter::None, std::nullopt};
+        if (const size_t dash = name.find(":-"); dash != std::string::npos) {
+            s.fallback = name.substr(dash + 2);
+            name.resize(dash);
+        }
+        if (const size_t colon = name.find(':'); colon != std::string::npos) {
+            s.formatter = parse_formatter(name.substr(colon + 1), text);
+            name.resize(colon);
+        }
         if (name.empty())
             throw std::invalid_argument("empty field name '{}' in template '" + text + "'");
-        if (!literal.empty()) segments_.push_back({Kind::Literal, std::move(literal), {}});
+        if (!literal.empty())
+            segments_.push_back(
+                {Kind::Literal, std::move(literal), {}, Formatter::None, std::nullopt});
         literal.clear();
-        Segment s{Kind::Field, name, {}};
+        s.literal = name;
         if (name == "_key")
             s.kind = Kind::Key;
         else if (name == "_topic")
@@ -61,7 +130,8 @@ Template::Template(const std::string& text) : text_(text) {
         segments_.push_back(std::move(s));
         i = close;
     }
-    if (!literal.empty()) segments_.push_back({Kind::Literal, std::move(literal), {}});
+    if (!literal.empty())
+        segments_.push_back({Kind::Literal, std::move(literal), {}, Formatter::None, std::nullopt});
 }
 
 bool Template::needs_fields() const {
@@ -70,63 +140,126 @@ bool Template::needs_fields() const {
     return false;
 }
 
+const std::vector<std::string>* Template::lone_field(std::optional<std::string>* fallback) const {
+    if (segments_.size() != 1 || segments_[0].kind != Kind::Field ||
+        segments_[0].formatter != Formatter::None)
+        return nullptr;
+    if (fallback) *fallback = segments_[0].fallback;
+    return &segments_[0].path;
+}
+
 bool Template::render(const Record& record, const json::Value* fields, std::string& out,
                       std::string& error) const {
-    for (const auto& s : segments_) {
-        switch (s.kind) {
-            case Kind::Literal:
-                out += s.literal;
-                break;
-            case Kind::Key:
-                if (!record.key) {
-                    error = "the record has no key for {_key}";
-                    return false;
-                }
-                out += *record.key;
-                break;
-            case Kind::Topic:
-                out += record.topic;
-                break;
-            case Kind::Partition:
-                out += std::to_string(record.partition);
-                break;
-            case Kind::Offset:
-                out += std::to_string(record.offset);
-                break;
-            case Kind::Timestamp:
-                out += std::to_string(record.timestamp);
-                break;
-            case Kind::Header: {
-                const auto found =
-                    std::find_if(record.headers.begin(), record.headers.end(),
-                                 [&](const Header& h) { return h.name == s.literal; });
-                if (found == record.headers.end()) {
-                    error = "the record has no " + s.literal + " header for {" + s.path[0] +
-                            "} (only " + s.path[1] + " sets it)";
-                    return false;
-                }
-                out += found->value;
-                break;
+    if (!fields) return render(record, static_cast<FieldLookup*>(nullptr), out, error);
+    ValueLookup lookup(*fields);
+    return render(record, &lookup, out, error);
+}
+
+bool Template::render(const Record& record, FieldLookup* lookup, std::string& out,
+                      std::string& error) const {
+    for (const auto& s : segments_)
+        if (!render_segment(s, record, lookup, out, error)) return false;
+    return true;
+}
+
+bool Template::render_segment(const Segment& s, const Record& record, FieldLookup* lookup,
+                              std::string& out, std::string& error) const {
+    if (s.kind == Kind::Literal) {
+        out += s.literal;
+        return true;
+    }
+    // The text to format, and whether it is a number (for :date and :json).
+    std::string text;
+    bool number = false;
+    json::Value value;
+    switch (s.kind) {
+        case Kind::Literal:
+            break;
+        case Kind::Key:
+            if (!record.key) {
+                if (s.fallback) return (out += *s.fallback, true);
+                error = "the record has no key for {_key}";
+                return false;
             }
-            case Kind::Field: {
-                if (!fields) {
-                    error = "field '" + s.literal + "' needs format: json";
-                    return false;
-                }
-                json::Value value = *fields;
-                for (const auto& part : s.path) {
-                    if (!value.find(part, value)) {
-                        error = "missing field '" + s.literal + "'";
-                        return false;
-                    }
-                }
-                if (value.is_null()) {
-                    error = "field '" + s.literal + "' is null";
-                    return false;
-                }
-                value.append_text(out);  // numbers as written, strings unescaped
+            text = *record.key;
+            break;
+        case Kind::Topic:
+            text = record.topic;
+            break;
+        case Kind::Partition:
+            text = std::to_string(record.partition);
+            number = true;
+            break;
+        case Kind::Offset:
+            text = std::to_string(record.offset);
+            number = true;
+            break;
+        case Kind::Timestamp:
+            text = std::to_string(record.timestamp);
+            number = true;
+            break;
+        case Kind::Header: {
+            const auto found =
+                std::find_if(record.headers.begin(), record.headers.end(),
+                             [&](const Header& h) { return h.name == s.literal; });
+            if (found == record.headers.end()) {
+                if (s.fallback) return (out += *s.fallback, true);
+                error = "the record has no " + s.literal + " header for {" + s.path[0] +
+                        "} (only " + s.path[1] + " sets it)";
+                return false;
             }
+            text = found->value;
+            break;
         }
+        case Kind::Field: {
+            if (!lookup) {
+                error = "field '" + s.literal + "' needs format: json";
+                return false;
+            }
+            const bool found = lookup->find(s.path, value);
+            if (!found || (value.is_null() && s.formatter != Formatter::Json)) {
+                if (s.fallback) return (out += *s.fallback, true);
+                error = found ? "field '" + s.literal + "' is null"
+                              : "missing field '" + s.literal + "'";
+                return false;
+            }
+            if (s.formatter == Formatter::None) {
+                value.append_text(out);  // numbers as written, strings unescaped
+                return true;
+            }
+            if (s.formatter == Formatter::Json) {
+                value.append_json(out);
+                return true;
+            }
+            value.append_text(text);
+            number = value.kind() == json::Kind::Number;
+        }
+    }
+    switch (s.formatter) {
+        case Formatter::None:
+            out += text;
+            break;
+        case Formatter::Json:
+            if (number)
+                out += text;
+            else
+                json::append_quoted(text, out);
+            break;
+        case Formatter::Upper:
+            for (char c : text)
+                out += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+            break;
+        case Formatter::Lower:
+            for (char c : text)
+                out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+            break;
+        case Formatter::Date:
+            if (!format_date(text, number, out)) {
+                error = "'" + s.literal + "' is '" + text.substr(0, 40) +
+                        "', not milliseconds since the epoch or an ISO date, for :date";
+                return false;
+            }
+            break;
     }
     return true;
 }

@@ -73,3 +73,26 @@ TEST(Template, CompileErrors) {
 
 }  // namespace
 }  // namespace kbridge
+
+namespace kbridge {
+namespace {
+
+TEST(Template, DefaultsAndFormatters) {
+    const std::string json =
+        R"({"ts":1700000000000,"iso":"2024-02-29T10:00:00Z","a":"MiXed","n":null,"o":{"x":[1, 2]},"big":1e400})";
+    EXPECT_EQ(render("{region:-eu}/{n:-none}/{a:-x}", json), "eu/none/MiXed");
+    EXPECT_EQ(render("{ts:date} {iso:date} {_offset:date}", json),
+              "2023-11-14 2024-02-29 1970-01-01");
+    EXPECT_EQ(render("{a:upper}{a:lower}", json), "MIXEDmixed");
+    EXPECT_EQ(render("{a:json} {o:json} {big:json} {n:json} {_key:json} {_partition:json}", json),
+              R"("MiXed" {"x":[1,2]} 1e400 null "k1" 3)");
+    EXPECT_EQ(render("{missing:upper:-dflt}", json), "dflt");
+    bool ok = true;
+    EXPECT_EQ(render("{a:date}", json, &ok),
+              "'a' is 'MiXed', not milliseconds since the epoch or an ISO date, for :date");
+    EXPECT_FALSE(ok);
+    EXPECT_THROW(Template("{a:nope}"), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace kbridge

@@ -19,6 +19,8 @@ const OptionTable kOptions = with_csv_options({
     {"brokers", OptionType::String, "", "bootstrap servers (default: kafka.brokers)"},
     {"properties", OptionType::StringMap, "",
      "librdkafka producer properties (over kafka.properties)"},
+    {"partition", OptionType::Integer, "-1",
+     "write every record to this partition (-1: the partitioner's choice, by key)"},
     {"connect_timeout", OptionType::Duration, "10s",
      "how long a --once run waits for the brokers before failing (0: no check)"},
 });
@@ -100,6 +102,10 @@ std::unique_ptr<Sink> make_kafka_sink(const Options& options, const ConnectorCon
     CsvFormat csv;
     if (parse_format(options, csv) == Format::Csv) sink->write_csv(std::move(csv));
     sink->check_brokers_at_start(ctx.once, options.duration("connect_timeout"));
+    const int64_t partition = options.integer("partition");
+    if (partition < -1 || partition > INT32_MAX)
+        throw options.error("partition", "must be a partition number, or -1");
+    sink->set_partition(static_cast<int32_t>(partition));
     try {
         make_kafka_conf(kafka_settings(options, ctx));
     } catch (const std::invalid_argument& e) {
@@ -214,7 +220,8 @@ bool KafkaSink::send(const Record& record, const json::Value* fields, BatchState
     const size_t key_size = key ? key->size() : 0;
     while (true) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
-            producer_.get(), RD_KAFKA_V_RKT(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            producer_.get(), RD_KAFKA_V_RKT(topic), RD_KAFKA_V_PARTITION(partition_),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_VALUE(const_cast<void*>(value), value_size),
             RD_KAFKA_V_KEY(key_data, key_size), RD_KAFKA_V_HEADERS(headers),
             RD_KAFKA_V_OPAQUE(batch),

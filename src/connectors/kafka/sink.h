@@ -43,6 +43,8 @@ class KafkaSink : public Sink {
     std::optional<size_t> max_value_bytes() const override;
     // Values become CSV lines of these columns instead of going out as read.
     void write_csv(CsvFormat csv) { csv_ = std::move(csv); }
+    // -1 (RD_KAFKA_PARTITION_UA): the partitioner's choice.
+    void set_partition(int32_t partition) { partition_ = partition; }
     // connect() waits up to `timeout` for the brokers; with `fail` (--once) it then fails.
     void check_brokers_at_start(bool fail, std::chrono::milliseconds timeout) {
         fail_fast_ = fail;
@@ -65,6 +67,7 @@ class KafkaSink : public Sink {
     std::string topic_buffer_, key_buffer_, header_buffer_, error_buffer_, value_buffer_;
     std::optional<CsvFormat> csv_;
     bool fail_fast_ = false;
+    int32_t partition_ = RD_KAFKA_PARTITION_UA;
     std::chrono::milliseconds connect_timeout_{10000};
     // CreateTime of records that bring none: read once per poll (every batch), not per record.
     int64_t now_ms_ = 0;

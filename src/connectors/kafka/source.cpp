@@ -1,6 +1,7 @@
 #include "connectors/kafka/source.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -28,6 +29,14 @@ const OptionTable kOptions = with_csv_options({
     {"brokers", OptionType::String, "", "bootstrap servers (default: kafka.brokers)"},
     {"properties", OptionType::StringMap, "",
      "librdkafka consumer properties (over kafka.properties)"},
+    {"commit", OptionType::Boolean, "true",
+     "false: read without a consumer group, assigning the partitions directly, and commit "
+     "nothing (kcat -C)"},
+    {"offset", OptionType::String, "beginning",
+     "with commit: false, where each partition starts: beginning, end, -N (its last N records), "
+     "@TIMESTAMP_MS (the first record at or after that time) or an offset"},
+    {"partitions", OptionType::StringList, "", "with commit: false, only these partitions"},
+    {"max_records", OptionType::Integer, "0", "end the run after this many records (0: no limit)"},
 });
 
 // A --once run that gets no partition: with nothing to read it ends after this; with records to
@@ -42,6 +51,12 @@ constexpr auto kCommitInterval = std::chrono::seconds(1);
 constexpr int kMetadataTimeoutMs = 10000;
 // The queue ran dry: the fetchers may be waiting to look at it again (see wake_fetchers()).
 constexpr auto kDryWakeInterval = std::chrono::milliseconds(10);
+
+// Without a group there is no rebalance protocol (librdkafka says NULL).
+bool cooperative(rd_kafka_t* rk) {
+    const char* protocol = rd_kafka_rebalance_protocol(rk);
+    return protocol && std::strcmp(protocol, "COOPERATIVE") == 0;
+}
 
 int remaining_ms(std::chrono::steady_clock::time_point deadline) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -63,6 +78,34 @@ const OptionTable& kafka_source_options() {
     return kOptions;
 }
 
+bool parse_start_offset(const std::string& text, StartOffset& out, std::string& error) {
+    auto number = [&](const std::string& digits, int64_t& value) {
+        if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos ||
+            digits.size() > 18)
+            return false;
+        value = std::stoll(digits);
+        return true;
+    };
+    out = StartOffset{};
+    if (text == "beginning") return true;
+    if (text == "end") {
+        out.kind = StartOffset::Kind::End;
+        return true;
+    }
+    const char first = text.empty() ? '\0' : text[0];
+    const StartOffset::Kind kind = first == '-'   ? StartOffset::Kind::Last
+                                   : first == '@' ? StartOffset::Kind::Time
+                                                  : StartOffset::Kind::Offset;
+    const std::string digits = kind == StartOffset::Kind::Offset ? text : text.substr(1);
+    if (!number(digits, out.value)) {
+        error = "'" + text +
+                "' is not an offset: beginning, end, -N (the last N), @TIMESTAMP_MS or a number";
+        return false;
+    }
+    out.kind = kind;
+    return true;
+}
+
 std::unique_ptr<Source> make_kafka_source(const Options& options, const ConnectorContext& ctx) {
     KafkaSource::Settings s;
     s.kafka = kafka_settings(options, ctx);
@@ -82,6 +125,30 @@ std::unique_ptr<Source> make_kafka_source(const Options& options, const Connecto
     s.batch_size = static_cast<size_t>(batch_size);
     s.batch_timeout = options.duration("batch_timeout");
     s.once = ctx.once;
+    s.commit = options.boolean("commit");
+    std::string error;
+    if (!parse_start_offset(options.str("offset"), s.offset, error))
+        throw options.error("offset", error);
+    for (const auto& p : options.string_list("partitions")) {
+        int64_t id = -1;
+        try {
+            id = std::stoll(p);
+        } catch (const std::exception&) {
+        }
+        if (id < 0 || id > INT32_MAX || std::to_string(id) != p)
+            throw options.error("partitions", "'" + p + "' is not a partition number");
+        s.partitions.push_back(static_cast<int32_t>(id));
+    }
+    if (s.commit && (options.has("offset") || options.has("partitions")))
+        throw options.error(options.has("offset") ? "offset" : "partitions",
+                            "applies to reading without a group (commit: false); a group starts "
+                            "where it committed, else at `start`");
+    if (!s.commit && options.has("group"))
+        throw options.error("group", "a group needs commit: true");
+    if (!s.commit) s.join_group = false;
+    const int64_t max_records = options.integer("max_records");
+    if (max_records < 0) throw options.error("max_records", "must be 0 or more");
+    s.max_records = static_cast<uint64_t>(max_records);
     CsvFormat csv;
     s.format = parse_format(options, csv);
     try {
@@ -98,7 +165,10 @@ KafkaSource::KafkaSource(Settings settings) : settings_(std::move(settings)) {
     // Offsets move only when a batch is durable downstream, by our own commits.
     settings_.kafka.properties["enable.auto.commit"] = "false";
     settings_.kafka.properties["enable.auto.offset.store"] = "false";
-    settings_.kafka.properties["group.id"] = settings_.group;
+    // librdkafka's consumer assigns only with a group id; without commit: false's group this
+    // one is never joined nor committed to.
+    settings_.kafka.properties["group.id"] =
+        settings_.commit ? settings_.group : "kbridge.no-commit." + std::to_string(::getpid());
     settings_.kafka.properties.emplace("auto.offset.reset", settings_.start);
     // A group consumer's partitions share one queue. Bound it by bytes only (librdkafka's
     // 100000 messages default is a few MB of small records). 8 MB, refilled as it drains (see
@@ -164,9 +234,66 @@ void KafkaSource::connect() {
 void KafkaSource::assign_every_partition() {
     KafkaPartitionList all(
         rd_kafka_topic_partition_list_new(static_cast<int>(end_at_start_.size())));
-    for (const auto& [tp, high] : end_at_start_)
-        rd_kafka_topic_partition_list_add(all.get(), tp.first.c_str(), tp.second);
+    for (const auto& [tp, high] : end_at_start_) {
+        const auto& only = settings_.partitions;
+        if (only.empty() || std::find(only.begin(), only.end(), tp.second) != only.end())
+            rd_kafka_topic_partition_list_add(all.get(), tp.first.c_str(), tp.second);
+    }
+    if (!settings_.commit) set_start_offsets(all.get());
     assign(all.get());
+    if (!settings_.once || settings_.commit) return;
+    // A partition that starts at (or past) its end has nothing for this run.
+    for (int i = 0; i < all->cnt; ++i) {
+        const auto& p = all->elems[i];
+        auto a = assigned_.find({p.topic, p.partition});
+        if (a != assigned_.end() && p.offset >= a->second.end) a->second.done = true;
+    }
+}
+
+// Without a group: each partition's start from `offset`, resolved against the watermarks read
+// at connect (so -e ends where the start was computed), or the brokers' offsets for a time.
+void KafkaSource::set_start_offsets(rd_kafka_topic_partition_list_t* partitions) {
+    const StartOffset& start = settings_.offset;
+    if (start.kind == StartOffset::Kind::Time) {
+        for (int i = 0; i < partitions->cnt; ++i) partitions->elems[i].offset = start.value;
+        const rd_kafka_resp_err_t err =
+            rd_kafka_offsets_for_times(consumer_.get(), partitions, kMetadataTimeoutMs);
+        if (err)
+            throw std::runtime_error("kafka source " + describe() + ": offsets for time " +
+                                     std::to_string(start.value) + ": " + rd_kafka_err2str(err));
+    }
+    for (int i = 0; i < partitions->cnt; ++i) {
+        auto& p = partitions->elems[i];
+        const TopicPartition tp{p.topic, p.partition};
+        const int64_t low = low_at_start_[tp], high = end_at_start_[tp];
+        spdlog::debug("kafka source {}: {}[{}] from {} (watermarks {}..{})", describe(), p.topic,
+                      p.partition, p.offset, low, high);
+        switch (start.kind) {
+            case StartOffset::Kind::Beginning:
+                p.offset = low;
+                break;
+            case StartOffset::Kind::End:
+                p.offset = high;
+                break;
+            case StartOffset::Kind::Last:
+                p.offset = std::max(low, high - start.value);
+                break;
+            case StartOffset::Kind::Time:
+                if (p.err) {
+                    throw std::runtime_error("kafka source " + describe() +
+                                             ": offsets for time: " + rd_kafka_err2str(p.err));
+                }
+                // Nothing at or after that time: the end. A logical answer means what it says.
+                if (p.offset == RD_KAFKA_OFFSET_BEGINNING)
+                    p.offset = low;
+                else if (p.offset < 0)
+                    p.offset = high;
+                break;
+            case StartOffset::Kind::Offset:
+                p.offset = start.value;
+                break;
+        }
+    }
 }
 
 void KafkaSource::check() {
@@ -242,7 +369,14 @@ void KafkaSource::read_watermarks() {
             rd_kafka_topic_partition_list_add(all.get(), name.c_str(), id)->offset = low;
         }
     }
-    if (!settings_.once) return;
+    for (const int32_t wanted : settings_.partitions) {
+        const bool known = std::any_of(end_at_start_.begin(), end_at_start_.end(),
+                                       [&](const auto& e) { return e.first.second == wanted; });
+        if (!known)
+            throw std::runtime_error("kafka source " + describe() + ": no partition " +
+                                     std::to_string(wanted));
+    }
+    if (!settings_.once || !settings_.commit) return;
     // The group's committed offsets; without one a new group starts at `start`.
     KafkaPartitionList committed(rd_kafka_topic_partition_list_copy(all.get()));
     if (rd_kafka_committed(rk, committed.get(), kMetadataTimeoutMs) != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -309,7 +443,7 @@ void KafkaSource::assign(rd_kafka_topic_partition_list_t* partitions) {
                  settings_.join_group ? "" : ", not joined", partition_names(partitions),
                  store_ ? " at the offsets stored with the sink's data" : "");
     rd_kafka_t* rk = consumer_.get();
-    if (std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0) {
+    if (cooperative(rk)) {
         rd_kafka_error_t* error = rd_kafka_incremental_assign(rk, partitions);
         if (error) {
             const std::string message = rd_kafka_error_string(error);
@@ -341,7 +475,7 @@ void KafkaSource::revoke(rd_kafka_topic_partition_list_t* partitions) {
     }
     spdlog::info("kafka source {} (group {}): revoked {}", describe(), settings_.group,
                  partition_names(partitions));
-    if (std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0) {
+    if (cooperative(rk)) {
         rd_kafka_error_t* error = rd_kafka_incremental_unassign(rk, partitions);
         if (error) rd_kafka_error_destroy(error);
     } else {
@@ -350,6 +484,7 @@ void KafkaSource::revoke(rd_kafka_topic_partition_list_t* partitions) {
 }
 
 void KafkaSource::commit(bool synchronous) {
+    if (!settings_.commit) acked_.clear();
     if (acked_.empty() || !consumer_) return;
     KafkaPartitionList list(rd_kafka_topic_partition_list_new(static_cast<int>(acked_.size())));
     for (const auto& [tp, next] : acked_)
@@ -415,6 +550,7 @@ ReadStatus KafkaSource::read(Batch& batch, milliseconds wait) {
         assign_at_first_read_ = false;
         assign_every_partition();
     }
+    if (settings_.max_records && handed_out_ >= settings_.max_records) return ReadStatus::End;
     const auto now = std::chrono::steady_clock::now();
     if (!acked_.empty() && now - last_commit_ >= kCommitInterval) commit(false);
     if (settings_.once) {
@@ -436,7 +572,11 @@ ReadStatus KafkaSource::read(Batch& batch, milliseconds wait) {
     Assigned* run = nullptr;
     int64_t* run_next = nullptr;
     const auto deadline = now + std::min(wait, settings_.batch_timeout);
-    while (kept.size() < settings_.batch_size) {
+    const size_t limit = settings_.max_records
+                             ? static_cast<size_t>(std::min<uint64_t>(
+                                   settings_.batch_size, settings_.max_records - handed_out_))
+                             : settings_.batch_size;
+    while (kept.size() < limit) {
         // The clock is read only when there is a deadline to wait for.
         const int timeout_ms = wait.count() > 0 ? remaining_ms(deadline) : 0;
         rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_.get(), timeout_ms);
@@ -497,6 +637,7 @@ ReadStatus KafkaSource::read(Batch& batch, milliseconds wait) {
         wake_fetchers(now);
     if (kept.empty()) return settings_.once && all_done() ? ReadStatus::End : ReadStatus::Idle;
 
+    handed_out_ += kept.size();
     batch.storage.reserve(bytes);
     for (auto* m : kept) {
         batch.storage.insert(batch.storage.end(), static_cast<const char*>(m->payload),

@@ -19,6 +19,15 @@
 namespace kbridge {
 
 const OptionTable& kafka_source_options();
+
+// Where a partition starts when read without a group (commit: false), as kcat's -o has it.
+struct StartOffset {
+    enum class Kind { Beginning, End, Last, Time, Offset };
+    Kind kind = Kind::Beginning;
+    int64_t value = 0;  // Last: how many; Time: milliseconds since the epoch; Offset: the offset
+};
+// Parses beginning, end, -N, @TIMESTAMP_MS or OFFSET; false with `error` saying why.
+bool parse_start_offset(const std::string& text, StartOffset& out, std::string& error);
 std::unique_ptr<Source> make_kafka_source(const Options& options, const ConnectorContext& ctx);
 
 class KafkaSource : public Source {
@@ -33,6 +42,12 @@ class KafkaSource : public Source {
         std::chrono::milliseconds batch_timeout{200};
         bool once = false;
         Format format = Format::Json;
+        // false: no group; every partition (or `partitions`) is assigned at `offset`, and
+        // nothing is committed (kcat -C).
+        bool commit = true;
+        StartOffset offset;
+        std::vector<int32_t> partitions;  // empty: all
+        uint64_t max_records = 0;         // > 0: the run ends after handing out this many
     };
     explicit KafkaSource(Settings settings);
     ~KafkaSource() override;
@@ -84,7 +99,7 @@ class KafkaSource : public Source {
     KafkaHandle consumer_;
     OffsetStore* store_ = nullptr;
     std::map<TopicPartition, int64_t> end_at_start_;  // every partition, its high watermark
-    std::map<TopicPartition, int64_t> low_at_start_;  // and its low watermark
+    std::map<TopicPartition, int64_t> low_at_start_;  // every partition, its low watermark
     std::map<TopicPartition, Assigned> assigned_;
     std::map<TopicPartition, int64_t> acked_;  // durable next offsets, not committed yet
     bool assign_at_first_read_ = false;        // join_group off
@@ -95,6 +110,8 @@ class KafkaSource : public Source {
     std::chrono::steady_clock::time_point connected_, last_commit_, last_wake_;
     std::string rebalance_error_;
     size_t read_since_wake_ = 0, wake_every_ = 0;  // bytes
+    uint64_t handed_out_ = 0;                      // records, for max_records
+    void set_start_offsets(rd_kafka_topic_partition_list_t* partitions);
 };
 
 }  // namespace kbridge

@@ -1,5 +1,6 @@
 #include "connectors/stdio/stdin_source.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@ const OptionTable kOptions = with_csv_options({
     {"type", OptionType::String, "", "stdin"},
     {"format", OptionType::Choice, "json", "how lines are decoded", {"json", "raw", "csv"}},
     {"batch_size", OptionType::Integer, "5000", "lines per batch at most"},
+    {"file", OptionType::String, "", "read this file instead of standard input"},
     {"max_line_bytes", OptionType::Integer, "",
      "longer lines go to the dead letter as too_large, unread (default: what the sink accepts, "
      "a kafka sink's message.max.bytes; else 16 MiB)"},
@@ -41,8 +43,16 @@ std::unique_ptr<Source> make_stdin_source(const Options& options, const Connecto
     }
     CsvFormat csv;
     const Format format = parse_format(options, csv);
-    auto source = std::make_unique<StdinSource>(STDIN_FILENO, format,
-                                                static_cast<size_t>(batch_size), max_line);
+    int fd = STDIN_FILENO;
+    if (options.has("file")) {
+        fd = ::open(options.str("file").c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            throw options.error("file",
+                                "cannot open " + options.str("file") + ": " + std::strerror(errno));
+    }
+    auto source =
+        std::make_unique<StdinSource>(fd, format, static_cast<size_t>(batch_size), max_line);
+    if (fd != STDIN_FILENO) source->own_fd();
     source->set_csv(std::move(csv));
     return source;
 }
@@ -174,6 +184,7 @@ void StdinSource::build(Batch& batch, std::vector<Line>& lines) const {
     for (const Line& l : lines) {
         Record r;
         r.value.emplace(batch.storage.data() + at, l.size);
+        r.offset = static_cast<int64_t>(l.number);  // the line number: {_offset}, reports
         at += l.size;
         if (l.refused) {
             r.headers.push_back({"kbridge.original.size", std::to_string(l.length)});

@@ -7,6 +7,8 @@
 // max_line_bytes is never held whole: it is streamed past, counting its bytes, and becomes a
 // refused record (too_large) holding its first kRefusedPrefix bytes, so memory stays bounded by
 // max_line_bytes plus a read chunk.
+#include <unistd.h>
+
 #include <memory>
 #include <optional>
 #include <string>
@@ -36,6 +38,11 @@ class StdinSource : public Source {
           batch_size_(batch_size),
           max_line_(max_line_bytes.value_or(kDefaultMaxLine)),
           max_line_given_(max_line_bytes.has_value()) {}
+    ~StdinSource() override {
+        if (owns_fd_) ::close(fd_);
+    }
+    // Closes the descriptor with the source (a file it opened).
+    void own_fd() { owns_fd_ = true; }
     void connect() override {}
     ReadStatus read(Batch& batch, std::chrono::milliseconds wait) override;
     Format format() const override { return format_; }
@@ -79,6 +86,7 @@ class StdinSource : public Source {
     std::optional<Skipping> skipping_;  // inside a line too long to hold
     std::optional<Line> skipped_;       // a refused line that ended, to hand out next
     bool eof_ = false;
+    bool owns_fd_ = false;
 };
 
 }  // namespace kbridge
