@@ -107,6 +107,8 @@ const char* option_type_word(OptionType type) {
             return "list";
         case OptionType::Map:
             return "block";
+        case OptionType::List:
+            return "list of blocks";
     }
     return "value";
 }
