@@ -270,35 +270,6 @@ TEST_F(KafkaToPostgres, WithoutADeadLetterAPoisonRecordStopsTheRunAndCommitsNoth
     EXPECT_EQ(count("SELECT count(*) FROM events"), 101);
 }
 
-TEST_F(KafkaToPostgres, ExactlyOnceSurvivesRepeatedKillNine) {
-    kafka.create_topic("ev", 4);
-    // No key: a record applied twice would show as a second row.
-    pg.exec("CREATE TABLE events (id bigint, user_id int, action text, item text, ts bigint)");
-    const int total = 60000;
-    produce_keyed(0, total);
-    const std::string path =
-        config("      table: events\n      exactly_once: true\n      batch_size: 500\n", "", "ev",
-               "      batch_size: 500\n");
-    int kills = 0;
-    for (int round = 0; round < 4; ++round) {
-        const long long before = count("SELECT count(*) FROM events");
-        Process p(run_args(path), dir.path().string(), env());
-        wait_for_rows(p, before + 2001);  // killed once the rows grew by some, mid-stream
-        if (!p.running()) break;
-        p.signal(SIGKILL);
-        EXPECT_EQ(p.wait(), 128 + SIGKILL);
-        ++kills;
-    }
-    EXPECT_GE(kills, 2);
-    const RunResult r = run(path);
-    ASSERT_EQ(r.code, 0) << r.err;
-    EXPECT_EQ(count("SELECT count(*) FROM events"), total);
-    EXPECT_EQ(count("SELECT count(DISTINCT id) FROM events"), total);
-    EXPECT_EQ(count("SELECT sum(greatest(next_offset, 0)) FROM kbridge_offsets WHERE "
-                    "consumer_group = 'kbridge.k2p'"),
-              total);
-}
-
 // `sink_extra` goes into the sink's options.
 void KafkaToPostgres::cut_connections_mid_stream(const std::string& sink_extra) {
     kafka.create_topic("ev", 8);

@@ -22,6 +22,15 @@ class SqlSinks : public ::testing::TestWithParam<std::string> {
     std::unique_ptr<SqlTarget> db = make_sql_target(GetParam(), dir);
     EmbeddedKafka kafka{1};
 
+    void SetUp() override {
+        // synchronous: normal differs from sqlite only in what a crash can show; the other
+        // tests would run the same statements twice.
+        const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+        if (GetParam() == "sqlite_normal" && test.find("KillNine") == std::string::npos &&
+            test.find("Interruption") == std::string::npos)
+            GTEST_SKIP() << "covered by the sqlite instance";
+    }
+
     // A kafka -> SQL pipeline; `sink` holds the sink's own options, `extra` the pipeline's.
     std::string config(const std::string& sink, const std::string& extra = "",
                        const std::string& topic = "ev", const std::string& source_extra = "") {
@@ -151,7 +160,9 @@ TEST_P(SqlSinks, ExactlyOnceSurvivesRepeatedKillNine) {
     produce_keyed(0, total);
     const std::string path =
         config("      table: events\n      exactly_once: true\n      batch_size: 500\n", "", "ev",
-               "      batch_size: 500\n");
+               // Offsets come from the sink's table, so no group rebalance is waited for after
+               // each kill.
+               "      batch_size: 500\n      join_group: false\n");
     int kills = 0;
     for (int round = 0; round < 4; ++round) {
         const long long before = rows();
