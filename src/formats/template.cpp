@@ -199,9 +199,8 @@ bool Template::render_segment(const Segment& s, const Record& record, FieldLooku
             number = true;
             break;
         case Kind::Header: {
-            const auto found =
-                std::find_if(record.headers.begin(), record.headers.end(),
-                             [&](const Header& h) { return h.name == s.literal; });
+            const auto found = std::find_if(record.headers.begin(), record.headers.end(),
+                                            [&](const Header& h) { return h.name == s.literal; });
             if (found == record.headers.end()) {
                 if (s.fallback) return (out += *s.fallback, true);
                 error = "the record has no " + s.literal + " header for {" + s.path[0] +

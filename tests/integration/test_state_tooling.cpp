@@ -104,8 +104,9 @@ TEST(StateTooling, ShowPrintsARedisWorkersInFlightBatches) {
                          "in {jobs}:inflight:jobs"),
               std::string::npos)
         << r.out;
-    EXPECT_NE(r.out.find("  {jobs}:inflight:jobs:7: 3 records\n  {jobs}:inflight:jobs:8: 1 records\n"),
-              std::string::npos)
+    EXPECT_NE(
+        r.out.find("  {jobs}:inflight:jobs:7: 3 records\n  {jobs}:inflight:jobs:8: 1 records\n"),
+        std::string::npos)
         << r.out;
     r = run_kbridge({"state", "set", path, "jobs", "x=1", "--state-dir", dir.file("state")},
                     dir.path().string());

@@ -95,7 +95,8 @@ TEST_F(TransformsTest, RedisSourceFiltersAcknowledgesAndDeadLettersWhatCannotBeS
     EXPECT_NE(r.err.find("t: read 201, delivered 100, dead-lettered 1, filtered 100"),
               std::string::npos)
         << r.err;
-    EXPECT_NE(read_file(metrics).find("kbridge_records_filtered_total{pipeline=\"t\",source=\"redis_list\",sink=\"kafka\"} 100"),
+    EXPECT_NE(read_file(metrics).find("kbridge_records_filtered_total{pipeline=\"t\",source="
+                                      "\"redis_list\",sink=\"kafka\"} 100"),
               std::string::npos);
     const auto out = kcat_consume(kafka.bootstraps(), "out");
     std::set<long long> ids;
