@@ -3,7 +3,8 @@
 # reach for, on this machine, and PRINT the ratios (nothing is asserted: the
 # numbers depend on the machine; the targets are shown next to them).
 #
-#   scripts/bench.sh [MODE]      MODE: redis | postgres | sinks | poison (default: every mode)
+#   scripts/bench.sh [MODE]      MODE: redis | postgres | sinks | poison | cdc | shell
+#                                (default: every mode)
 #
 #   redis   N JSON events in a Redis list -> Kafka, three ways:
 #             kbridge run --once   (redis_list source -> kafka sink, keyed)
@@ -48,6 +49,17 @@
 #           against a PostgreSQL with its durable defaults, then (BENCH_FAST=1) once more with
 #           fsync off (tools named ...-fast).
 #
+#   shell   the one-liners against kcat, and what a transform chain costs (N events each run):
+#             kbridge-produce     kbridge produce TOPIC -l events.jsonl --format json -k '{user_id}'
+#             kcat                kcat -P -l (the same lines and keys), a fresh topic per run;
+#                                 both counted by the topics' high watermarks
+#             kbridge-consume     kbridge consume -e -o beginning of one topic holding the N
+#             kcat-C              events, vs kcat -C -e -o beginning; output into wc -l, counted
+#                                 (the topic has >= 32 partitions, ~3 MB each: the mock keeps ~5 MB)
+#             pipeline            the redis mode's redis_list -> kafka pipeline
+#             pipeline+5tx        the same with drop, rename, set (a {ts:date} template), filter
+#                                 (keeping every record) and select
+#
 # Environment:
 #   BENCH_N=1000000      events (rows) per kbridge / kcat / psql measurement
 #   BENCH_REPEAT=3       repetitions of the kbridge and kcat (psql|kcat) measurements (medians reported)
@@ -87,7 +99,7 @@ BENCH_POISON_ALL=${BENCH_POISON_ALL:-20000}
 BENCH_FAST=${BENCH_FAST:-1}
 PGBIN=/usr/lib/postgresql/15/bin
 
-IMPLEMENTED_MODES=(redis postgres sinks poison cdc)
+IMPLEMENTED_MODES=(redis postgres sinks poison cdc shell)
 
 TMP=""          # scratch dir (mktemp -d), removed at exit
 BG_PIDS=()      # every background server this script started
@@ -386,9 +398,14 @@ load_redis() {
 
 # ------------------------------------------------------ measurements (redis) --
 
+# bench_kbridge_redis REP [TOOL TRANSFORMS]: the redis_list -> kafka pipeline as TOOL (default
+# kbridge, into topic bench_kb_REP; another TOOL into TOOL_REP), with the `transforms:` list
+# TRANSFORMS (YAML lines indented for a pipeline) when given.
 bench_kbridge_redis() {
-    local rep=$1 topic=bench_kb_$1
-    local cfg=$TMP/bench_kb_$rep.yaml
+    local rep=$1 tool=${2:-kbridge} transforms=${3:-}
+    local topic=bench_kb_$rep
+    [[ $tool == kbridge ]] || topic=${tool//[^A-Za-z0-9]/_}_$rep
+    local cfg=$TMP/$topic.yaml
     cat >"$cfg" <<EOF
 version: 1
 kafka:
@@ -401,15 +418,17 @@ pipelines:
       type: redis_list
       key: user_behavior
       batch_size: 1000
-    sink:
+${transforms:+    transforms:
+$transforms
+}    sink:
       type: kafka
       topic: $topic
       key: "{user_id}"
 EOF
     load_redis "$TMP/load_N.resp" "$BENCH_N"
-    measure_delivery kbridge "$rep" "$BENCH_N" "$topic" \
-        "$KBRIDGE" run "$cfg" --once --state-dir "$TMP/state_kb_$rep"
-    record_measurement kbridge "$rep" "$BENCH_N" "$(redis-cli -p "$REDIS_PORT" LLEN user_behavior)"
+    measure_delivery "$tool" "$rep" "$BENCH_N" "$topic" \
+        "$KBRIDGE" run "$cfg" --once --state-dir "$TMP/state_$topic"
+    record_measurement "$tool" "$rep" "$BENCH_N" "$(redis-cli -p "$REDIS_PORT" LLEN user_behavior)"
     # kbridge's in-flight lists must be gone too once everything is acknowledged.
     local keys
     keys=$(redis-cli -p "$REDIS_PORT" --scan | head -n 5 | tr '\n' ' ')
@@ -1155,6 +1174,132 @@ bench_poison() {
     unset PG_URL
 }
 
+# ------------------------------------------------------------ shell mode --
+
+# The consume topic holds all N records: the mock cluster keeps the newest ~5 MB per partition,
+# so at most 31,250 events (~3 MB) go to each of at least 32 partitions.
+SHELL_PARTITIONS=$(((BENCH_N + 31249) / 31250 > 32 ? (BENCH_N + 31249) / 31250 : 32))
+
+# Five steps over the events' fields, each doing work on every record; the filter keeps every
+# action, so the pipeline sends the same N records with and without the chain.
+SHELL_TRANSFORMS='      - drop: [item]
+      - rename: {action: event}
+      - set: {source: redis, day: "{ts:date}"}
+      - filter: {event: [click, view, search, add_to_cart, purchase]}
+      - select: [id, user_id, event, day, source]'
+
+# kbridge produce reads the events' JSON lines and keys each by its user_id; kcat -P (bench_kcat)
+# sends the same lines with the same keys, split from events.keyed at a tab.
+bench_kbridge_produce() {
+    local rep=$1 topic=shell_produce_$1
+    measure_delivery kbridge-produce "$rep" "$BENCH_N" "$topic" \
+        "$KBRIDGE" produce "$topic" -b "$BOOT" -l "$TMP/events.jsonl" --format json -k '{user_id}'
+    record_measurement kbridge-produce "$rep" "$BENCH_N"
+}
+
+# measure_lines TOOL REP COMMAND...: time COMMAND piped into wc -l (its output is counted, not
+# kept); the count of lines is the "delivered" column.
+measure_lines() {
+    local tool=$1 rep=$2; shift 2
+    local out=$TMP/${tool//[^A-Za-z0-9]/_}_$rep.log
+    log "$tool run #$rep: $BENCH_N records of shell_consume"
+    rm -f "$TMP/lines"
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    measure "$out" bash -c 'set -o pipefail; "${@:2}" | wc -l >"$1"' count-lines "$TMP/lines" "$@"
+    ((M_RC == 0)) || report_failure "$(printf '%q ' "$@")" "$out"
+    M_DELIVERED=$(tr -d '[:space:]' <"$TMP/lines" 2>/dev/null || true)
+    M_DELIVERED=${M_DELIVERED:-0}
+    record_measurement "$tool" "$rep" "$BENCH_N"
+}
+
+bench_consume_pair() {
+    local rep=$1
+    measure_lines kbridge-consume "$rep" "$KBRIDGE" consume shell_consume -b "$BOOT" -e -o beginning
+    measure_lines kcat-C "$rep" kcat -C -b "$BOOT" -t shell_consume -e -o beginning -q
+}
+
+load_shell_topic() {
+    log "producing $BENCH_N records to shell_consume ($SHELL_PARTITIONS partitions)"
+    kcat -P -b "$BOOT" -t shell_consume -K '\t' -X linger.ms=20 -l "$TMP/events.keyed"
+    local n
+    n=$(watermark_sum shell_consume)
+    ((n == BENCH_N)) || die "shell_consume holds $n records, not $BENCH_N"
+}
+
+print_shell_report() {
+    "$PY" - "$ROOT/scripts/bench" "$RESULTS" "$BENCH_N" "$SHELL_PARTITIONS" "$BENCH_REPEAT" \
+        "$KBRIDGE_BUILD_TYPE" <<'EOF'
+import sys
+sys.path.insert(0, sys.argv[1])
+from report import load, print_runs, print_summary, summarize
+path, n, parts, repeat, build = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
+rows = load(path)
+tools = ("kbridge-produce", "kcat", "kbridge-consume", "kcat-C", "pipeline", "pipeline+5tx")
+print()
+print("== kbridge bench: produce, consume, transforms (N=%d, repeats=%s, kbridge build=%s)"
+      % (n, repeat, build))
+print("   consume topic: the N records on %s partitions (the mock cluster keeps ~5 MB per partition)"
+      % parts)
+print()
+print_runs(rows, "LEFT IN REDIS")
+summary = summarize(rows, tools)
+print()
+print_summary(summary, tools, width=16)
+print("(medians over successful runs; a run counts when it exited 0 and delivered every record: the")
+print(" topic's high watermarks for produce and the pipeline (Redis list empty too), the lines")
+print(" printed for consume)")
+print()
+def rate(tool):
+    s = summary.get(tool)
+    return s["rate"] if s else None
+kp, cp, kc, cc = rate("kbridge-produce"), rate("kcat"), rate("kbridge-consume"), rate("kcat-C")
+plain, chain = rate("pipeline"), rate("pipeline+5tx")
+print("kbridge produce vs kcat -P:  " + ("%.2f× (target ≥ 0.9×)" % (kp / cp) if kp and cp else "n/a (a tool failed)"))
+print("kbridge consume vs kcat -C:  " + ("%.2f× (target ≥ 0.9×)" % (kc / cc) if kc and cc else "n/a (a tool failed)"))
+if plain and chain:
+    print("five-step transform chain:   costs %.1f%% of redis_list -> kafka throughput (target ≤ 20%%;"
+          " %.0f vs %.0f rec/s)" % (100 * (1 - chain / plain), chain, plain))
+else:
+    print("five-step transform chain:   n/a (a run failed)")
+print()
+print("notes: kbridge produce -l events.jsonl --format json -k '{user_id}' (idempotent, acks=all) vs")
+print("kcat -P -K '\\t' -X enable.idempotence=true -X acks=all -l events.keyed: the same values and keys.")
+print("kbridge consume -e -o beginning and kcat -C -e -o beginning -q print each value and a newline")
+print("into wc -l. The chain (drop, rename, set with {ts:date}, filter keeping every action, select)")
+print("runs on the redis mode's redis_list -> kafka pipeline; both runs send all N records.")
+EOF
+}
+
+bench_shell() {
+    ensure_packages redis-server redis-tools kcat
+    begin_results shell
+
+    local topics=("shell_consume:$SHELL_PARTITIONS") i
+    for ((i = 1; i <= BENCH_REPEAT; i++)); do
+        topics+=("shell_produce_$i" "bench_kcat_$i" "pipeline_$i" "pipeline_5tx_$i")
+    done
+
+    start_redis
+    start_dev_kafka "${topics[@]}"
+    export KAFKA_BROKERS=$BOOT REDIS_PORT
+    log "redis on 127.0.0.1:$REDIS_PORT, kafka (dev-kafka, 3 brokers) on $BOOT"
+
+    generate_events
+    load_shell_topic
+
+    # Interleaved, as in the redis mode.
+    for ((i = 1; i <= BENCH_REPEAT; i++)); do
+        bench_kbridge_produce "$i"
+        bench_kcat "$i"
+        bench_consume_pair "$i"
+        bench_kbridge_redis "$i" pipeline
+        bench_kbridge_redis "$i" pipeline+5tx "$SHELL_TRANSFORMS"
+    done
+
+    print_shell_report
+    stop_background
+}
+
 # ------------------------------------------------------------------- main --
 
 run_mode() {
@@ -1164,6 +1309,7 @@ run_mode() {
         sinks) bench_sinks ;;
         poison) bench_poison ;;
         cdc) bench_cdc ;;
+        shell) bench_shell ;;
         *) die "mode $1 listed as implemented but has no function" ;;
     esac
 }
@@ -1172,7 +1318,7 @@ main() {
     local mode=${1:-all}
     case $mode in
         -h | --help) usage; exit 0 ;;
-        redis | postgres | sinks | poison | cdc) setup_common; run_mode "$mode" ;;
+        redis | postgres | sinks | poison | cdc | shell) setup_common; run_mode "$mode" ;;
         all)
             setup_common
             local m
