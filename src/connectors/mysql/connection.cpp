@@ -100,13 +100,15 @@ void MysqlConnection::connect() {
 }
 
 void MysqlConnection::fail(unsigned number, const char* sqlstate, const char* message) {
+    // `sqlstate` and `message` may live in the handle that a lost connection frees below.
     const std::string text = "mysql " + redacted_ + ": " + scrub_secrets(message);
+    const std::string code = std::to_string(number) + "/" + (sqlstate ? sqlstate : "");
     const bool gone = lost(number);
     if (gone) {
         statements_.clear();
         conn_.reset();
     }
-    throw SqlError(text, std::to_string(number) + "/" + (sqlstate ? sqlstate : ""), gone);
+    throw SqlError(text, code, gone);
 }
 
 void MysqlConnection::drop(const std::string& why) {
