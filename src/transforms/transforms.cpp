@@ -238,7 +238,10 @@ TransformChain::Outcome TransformChain::apply(const Record& record, const json::
                 break;
             case Step::Kind::Rename:
                 load();
-                for (const auto& [from, to] : step.renames) {
+                for (const auto& rename : step.renames) {
+                    // Named copies: clang rejects lambdas capturing structured bindings.
+                    const std::string& from = rename.first;
+                    const std::string& to = rename.second;
                     if (!find(from) || from == to) continue;
                     entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
                                                   [&](const Entry& e) { return e.key == to; }),
