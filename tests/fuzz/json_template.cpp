@@ -158,7 +158,7 @@ void render_templates(Value value, std::string_view input) {
         out.clear();
         t.render(record, &value, out, error);
         out.clear();
-        t.render(record, nullptr, out, error);
+        t.render(record, static_cast<const kbridge::json::Value*>(nullptr), out, error);
     }
     Value own;
     std::string scratch;
