@@ -68,7 +68,8 @@ std::vector<std::string> make_events(int from, int to) {
     for (int id = from; id < to; ++id) {
         std::snprintf(buffer, sizeof buffer,
                       R"({"id":%d,"user_id":%d,"action":"%s","item":"item-%05d","ts":%lld})", id,
-                      static_cast<int>(id * 7919LL % 10007), kActions[id % 4], id % 50000, 1700000000000LL + id);
+                      static_cast<int>(id * 7919LL % 10007), kActions[id % 4], id % 50000,
+                      1700000000000LL + id);
         events.emplace_back(buffer);
     }
     return events;
