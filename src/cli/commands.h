@@ -18,11 +18,11 @@ struct RunArgs {
     std::vector<std::string> pipelines;
     std::vector<std::string> overrides;
     std::string state_dir;
-    std::string metrics_file;  // Prometheus text at exit (node_exporter textfile collector)
-    std::string stats_json;    // the run summary as JSON
-    int metrics_port = 0;      // > 0: serve /metrics and /health on 127.0.0.1:PORT
+    std::string metrics_file;     // Prometheus text at exit (node_exporter textfile collector)
+    std::string stats_json;       // the run summary as JSON
+    int metrics_port = 0;         // > 0: serve /metrics and /health on 127.0.0.1:PORT
     std::string metrics_address;  // HOST:PORT to serve them on
-    bool dry_run = false;      // print the first records as they would be written, nothing else
+    bool dry_run = false;         // print the first records as they would be written, nothing else
 };
 
 struct TopicsArgs {

@@ -21,7 +21,9 @@ void on_hangup(int) {
 
 }  // namespace
 
-const std::atomic<bool>& stop_requested() { return g_stop; }
+const std::atomic<bool>& stop_requested() {
+    return g_stop;
+}
 
 void request_stop() {
     g_terminate = true;

@@ -26,7 +26,7 @@ std::string random_name(const std::string& prefix) {
 }
 
 class RedisToKafka : public ::testing::Test {
-protected:
+  protected:
     TempDir dir;
     RedisServer redis{dir};
     EmbeddedKafka kafka{3};
@@ -34,21 +34,27 @@ protected:
     std::string topic = random_name("topic_");
     std::string dlq = random_name("dlq_");
 
-    std::map<std::string, std::string> env() const { return {{"KAFKA_BROKERS", kafka.bootstraps()}}; }
+    std::map<std::string, std::string> env() const {
+        return {{"KAFKA_BROKERS", kafka.bootstraps()}};
+    }
 
-    // A pipeline file; `dead_letter` adds a dead-letter topic, `source_extra` lines go under source.
+    // A pipeline file; `dead_letter` adds a dead-letter topic, `source_extra` lines go under
+    // source.
     std::string config(bool dead_letter = false, const std::string& source_extra = "") {
-        std::string text = "version: 1\nkafka:\n  brokers: ${KAFKA_BROKERS}\nredis:\n  url: " + redis.url() +
-                           "\npipelines:\n  - name: events\n    source:\n      type: redis_list\n      key: " + list +
-                           "\n" + source_extra + "    sink:\n      type: kafka\n      topic: " + topic +
-                           "\n      key: \"{user_id}\"\n";
+        std::string text =
+            "version: 1\nkafka:\n  brokers: ${KAFKA_BROKERS}\nredis:\n  url: " + redis.url() +
+            "\npipelines:\n  - name: events\n    source:\n      type: redis_list\n      key: " +
+            list + "\n" + source_extra + "    sink:\n      type: kafka\n      topic: " + topic +
+            "\n      key: \"{user_id}\"\n";
         if (dead_letter) text += "    dead_letter:\n      type: kafka\n      topic: " + dlq + "\n";
         const std::string path = dir.file(random_name("pipeline_") + ".yaml");
         write_file(path, text);
         return path;
     }
 
-    std::string in_flight(const std::string& consumer = "events") { return redis_in_flight_key(list, consumer); }
+    std::string in_flight(const std::string& consumer = "events") {
+        return redis_in_flight_key(list, consumer);
+    }
 
     // The records of every batch the worker's in-flight list names.
     std::vector<std::string> in_flight_records(const std::string& consumer = "events") {
@@ -90,7 +96,8 @@ TEST_F(RedisToKafka, DeliversEveryRecordByteIdenticalWithKeys) {
     redis.push(list, events);
     const RunResult r = run_kbridge({"run", config(), "--once"}, dir.path().string(), env());
     ASSERT_EQ(r.code, 0) << r.err;
-    EXPECT_NE(r.err.find("read 100000, delivered 100000, dead-lettered 0"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("read 100000, delivered 100000, dead-lettered 0"), std::string::npos)
+        << r.err;
 
     const auto consumed = kcat_consume(kafka.bootstraps(), topic);
     ASSERT_EQ(consumed.size(), events.size());
@@ -116,13 +123,15 @@ TEST_F(RedisToKafka, SigkillMidRunThenRerunLosesNothing) {
     const long long in_flight_at_kill = in_flight_records().size();
     ASSERT_GT(redis.llen(list) + in_flight_at_kill, 0) << "the kill came too late to test anything";
 
-    const RunResult r = run_kbridge({"run", config(false, "      batch_size: 500\n"), "--once"}, dir.path().string(), env());
+    const RunResult r = run_kbridge({"run", config(false, "      batch_size: 500\n"), "--once"},
+                                    dir.path().string(), env());
     ASSERT_EQ(r.code, 0) << r.err;
     const auto ids = ids_in_kafka(topic);
     for (int id = 0; id < total; ++id) ASSERT_TRUE(ids.count(id)) << "id " << id << " was lost";
     long long duplicates = 0;
     for (const auto& [id, seen] : ids) duplicates += seen - 1;
-    EXPECT_LE(duplicates, in_flight_at_kill) << "duplicates may only come from the batches in flight at the kill";
+    EXPECT_LE(duplicates, in_flight_at_kill)
+        << "duplicates may only come from the batches in flight at the kill";
     EXPECT_EQ(redis.llen(list), 0);
     EXPECT_EQ(leftover_keys(), 0u);
 }
@@ -171,13 +180,11 @@ TEST_F(RedisToKafka, RetriableProduceErrorsLoseAndDuplicateNothing) {
     const int total = 20000;
     redis.push(list, make_events(0, total));
     kafka.create_topic(topic, 4);
-    rd_kafka_mock_push_request_errors(kafka.cluster(), 0 /* Produce */, 6,
-                                      RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
-                                      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
-                                      RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
-                                      RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND,
-                                      RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
-                                      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
+    rd_kafka_mock_push_request_errors(
+        kafka.cluster(), 0 /* Produce */, 6, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+        RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+        RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND, RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
+        RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
     const RunResult r = run_kbridge({"run", config(), "--once"}, dir.path().string(), env());
     ASSERT_EQ(r.code, 0) << r.err;
     const auto ids = ids_in_kafka(topic);
@@ -206,9 +213,10 @@ TEST_F(RedisToKafka, AFailedDeliveryIsNeverSwallowed) {
     for (int broker = 1; broker <= kafka.broker_count(); ++broker)
         rd_kafka_mock_broker_set_down(kafka.cluster(), broker);
     // No broker check at start (connect_timeout 0): the delivery reports must say it.
-    const RunResult r = run_kbridge({"run", config(), "--once", "--set", "kafka.properties.message.timeout.ms=1500",
-                                     "--set", "pipelines.events.sink.connect_timeout=0"},
-                                    dir.path().string(), env());
+    const RunResult r =
+        run_kbridge({"run", config(), "--once", "--set", "kafka.properties.message.timeout.ms=1500",
+                     "--set", "pipelines.events.sink.connect_timeout=0"},
+                    dir.path().string(), env());
     for (int broker = 1; broker <= kafka.broker_count(); ++broker)
         rd_kafka_mock_broker_set_up(kafka.cluster(), broker);
     EXPECT_EQ(r.code, 1) << r.err;
@@ -259,7 +267,8 @@ TEST_F(RedisToKafka, UndecodableAndUntemplatableRecordsGoToTheDeadLetterTopic) {
     std::map<std::string, std::string> by_value;
     for (const auto& m : dead) by_value[m.value] = m.headers;
     ASSERT_TRUE(by_value.count("{not json"));
-    EXPECT_NE(by_value["{not json"].find("kbridge.error.reason=invalid_json"), std::string::npos) << by_value["{not json"];
+    EXPECT_NE(by_value["{not json"].find("kbridge.error.reason=invalid_json"), std::string::npos)
+        << by_value["{not json"];
     const std::string missing = by_value[R"({"id":999999,"action":"view"})"];
     EXPECT_NE(missing.find("kbridge.error.reason=template"), std::string::npos) << missing;
     EXPECT_NE(missing.find("missing field 'user_id'"), std::string::npos) << missing;
@@ -276,27 +285,32 @@ TEST_F(RedisToKafka, WithoutDeadLetterABadRecordStopsTheRunAndStaysInRedis) {
     const RunResult r = run_kbridge({"run", config(), "--once"}, dir.path().string(), env());
     EXPECT_EQ(r.code, 1) << r.err;
     EXPECT_NE(r.err.find("invalid JSON"), std::string::npos) << r.err;
-    EXPECT_NE(r.err.find("{not json"), std::string::npos) << "the error should show the record: " << r.err;
+    EXPECT_NE(r.err.find("{not json"), std::string::npos)
+        << "the error should show the record: " << r.err;
 
     std::vector<std::string> left = in_flight_records();
     for (auto& v : redis.lrange(list)) left.push_back(v);
-    EXPECT_NE(std::find(left.begin(), left.end(), "{not json"), left.end()) << "the bad record left Redis";
+    EXPECT_NE(std::find(left.begin(), left.end(), "{not json"), left.end())
+        << "the bad record left Redis";
     std::set<long long> seen;
     for (const auto& v : left) seen.insert(event_id(v));
     for (const auto& [id, n] : ids_in_kafka(topic)) seen.insert(id);
-    for (int id = 0; id < 5000; ++id) ASSERT_TRUE(seen.count(id)) << "id " << id << " is neither in Redis nor in Kafka";
+    for (int id = 0; id < 5000; ++id)
+        ASSERT_TRUE(seen.count(id)) << "id " << id << " is neither in Redis nor in Kafka";
 }
 
 TEST_F(RedisToKafka, TooLargeForTheBrokerGoesToTheDeadLetterTopic) {
     redis.push(list, make_events(0, 1));
     kafka.create_topic(topic, 1);
-    rd_kafka_mock_push_request_errors(kafka.cluster(), 0 /* Produce */, 1, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+    rd_kafka_mock_push_request_errors(kafka.cluster(), 0 /* Produce */, 1,
+                                      RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
     const RunResult r = run_kbridge({"run", config(true), "--once"}, dir.path().string(), env());
     ASSERT_EQ(r.code, 0) << r.err;
     const auto dead = kcat_consume(kafka.bootstraps(), dlq);
     ASSERT_EQ(dead.size(), 1u);
     EXPECT_EQ(dead[0].value, make_events(0, 1)[0]);
-    EXPECT_NE(dead[0].headers.find("kbridge.error.reason=rejected"), std::string::npos) << dead[0].headers;
+    EXPECT_NE(dead[0].headers.find("kbridge.error.reason=rejected"), std::string::npos)
+        << dead[0].headers;
     EXPECT_EQ(leftover_keys(), 0u);
 }
 
@@ -308,7 +322,8 @@ TEST_F(RedisToKafka, SigtermInFollowModeDeliversWhatIsInFlightAndExitsZero) {
     wait_until([&] { return redis.llen(list) < total / 2; });
     run->signal(SIGTERM);
     ASSERT_EQ(run->wait(10s), 0) << run->err();
-    EXPECT_EQ(leftover_keys(), 0u) << "a clean stop acknowledges what it delivered and gives back what it did not send";
+    EXPECT_EQ(leftover_keys(), 0u)
+        << "a clean stop acknowledges what it delivered and gives back what it did not send";
     const long long left = redis.llen(list);
     EXPECT_GT(left, 0) << "the stop came too late to test anything";
     EXPECT_EQ(message_count(kafka.bootstraps(), topic) + left, total);
@@ -335,8 +350,9 @@ TEST_F(RedisToKafka, FollowModeWaitsForNewItems) {
 TEST_F(RedisToKafka, PopRightIsFifoForLpushWriters) {
     kafka.create_topic(topic, 1);
     for (const auto& e : make_events(0, 50)) redis.client().command({"LPUSH", list, e});
-    const RunResult r = run_kbridge({"run", config(false, "      pop: right\n      batch_size: 7\n"), "--once"},
-                                    dir.path().string(), env());
+    const RunResult r =
+        run_kbridge({"run", config(false, "      pop: right\n      batch_size: 7\n"), "--once"},
+                    dir.path().string(), env());
     ASSERT_EQ(r.code, 0) << r.err;
     const auto consumed = kcat_consume(kafka.bootstraps(), topic);
     ASSERT_EQ(consumed.size(), 50u);
@@ -359,16 +375,25 @@ TEST_F(RedisToKafka, TwoWorkersWithTheirOwnConsumerNamesShareOneList) {
 
 TEST_F(RedisToKafka, ConfigErrorsExitTwoAndNameThePlace) {
     const std::string path = dir.file("bad.yaml");
-    write_file(path, "version: 1\npipelines:\n  - name: x\n    source: {type: redis_list, kye: a}\n    sink: {type: kafka, topic: t}\n");
+    write_file(path,
+               "version: 1\npipelines:\n  - name: x\n    source: {type: redis_list, kye: a}\n    "
+               "sink: {type: kafka, topic: t}\n");
     const RunResult r = run_kbridge({"run", path, "--once"}, dir.path().string(), env());
     EXPECT_EQ(r.code, 2);
-    EXPECT_NE(r.err.find("bad.yaml:4:32: pipelines[0].source: unknown option 'kye' (did you mean 'key'?)"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(
+                  "bad.yaml:4:32: pipelines[0].source: unknown option 'kye' (did you mean 'key'?)"),
+              std::string::npos)
+        << r.err;
 }
 
 TEST_F(RedisToKafka, UnreachableRedisFailsWithExitOneNamingIt) {
     const std::string path = dir.file("down.yaml");
-    write_file(path, "version: 1\nkafka: {brokers: \"${KAFKA_BROKERS}\"}\nredis: {url: \"redis://:hunter2@127.0.0.1:" +
-                         std::to_string(free_port()) + "/0\"}\npipelines:\n  - name: x\n    source: {type: redis_list, key: a}\n    sink: {type: kafka, topic: t}\n");
+    write_file(path,
+               "version: 1\nkafka: {brokers: \"${KAFKA_BROKERS}\"}\nredis: {url: "
+               "\"redis://:hunter2@127.0.0.1:" +
+                   std::to_string(free_port()) +
+                   "/0\"}\npipelines:\n  - name: x\n    source: {type: redis_list, key: a}\n    "
+                   "sink: {type: kafka, topic: t}\n");
     const RunResult r = run_kbridge({"run", path, "--once"}, dir.path().string(), env());
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.err.find("redis://***@127.0.0.1"), std::string::npos) << r.err;

@@ -23,7 +23,8 @@ std::string render(const std::string& text, const std::string& json, bool* ok = 
 }
 
 TEST(Template, FieldsNestedFieldsAndLiterals) {
-    const std::string json = R"({"user_id":17,"region":"eu","order":{"id":"o-9"},"price":1.5,"ok":true})";
+    const std::string json =
+        R"({"user_id":17,"region":"eu","order":{"id":"o-9"},"price":1.5,"ok":true})";
     EXPECT_EQ(render("{user_id}", json), "17");
     EXPECT_EQ(render("orders.{region}", json), "orders.eu");
     EXPECT_EQ(render("{order.id}/{price}/{ok}", json), "o-9/1.5/true");
