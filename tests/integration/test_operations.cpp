@@ -239,15 +239,17 @@ TEST(Operations, SourceLagShowsWhatWaitsWhileTheBrokersAreDown) {
         const auto at = text.find(name);
         return at == std::string::npos ? -1 : std::stol(text.substr(at + name.size()));
     };
-    // Settled: the in-flight limit is reached and the list no longer shrinks. The lag is the
-    // length the last move saw; a move sent ahead may have taken one more batch since.
-    long seen = -1;
-    for (int i = 0; i < 100; ++i) {
+    // Settled: the in-flight limit is reached and the list has not shrunk for a second (a slow
+    // build, under the sanitizers, may pause longer than one scrape between moves). The lag is
+    // the length the last move saw; a move sent ahead may have taken one more batch since.
+    long length = -1;
+    for (int i = 0, unchanged = 0; i < 150 && unchanged < 5; ++i) {
         std::this_thread::sleep_for(200ms);
-        const long now = lag();
-        if (now > 0 && now == seen) break;
-        seen = now;
+        const long now = redis.llen("jobs");
+        unchanged = now == length && lag() > 0 ? unchanged + 1 : 0;
+        length = now;
     }
+    const long seen = lag();
     EXPECT_GT(seen, 0) << run.err();
     EXPECT_LE(seen, 30000) << run.err();
     EXPECT_LE(redis.llen("jobs"), seen);
