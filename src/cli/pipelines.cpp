@@ -48,6 +48,11 @@ std::vector<BuiltPipeline> build_pipelines(const Config& config,
             throw ConfigError(
                 config.file + ": pipeline " + p.name +
                 ": exactly_once needs a kafka source (its offsets are what the sink stores)");
+        if (PositionCommitter* committer = b.sink->position_committer();
+            committer && !b.source->use_position_committer(committer))
+            throw ConfigError(config.file + ": pipeline " + p.name +
+                              ": exactly_once into kafka needs a postgres_cdc source (its "
+                              "position is what each transaction commits)");
         built.push_back(std::move(b));
     }
     return built;

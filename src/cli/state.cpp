@@ -130,7 +130,16 @@ const std::map<std::string, SourceState>& source_states() {
           }}},
         {"postgres_cdc",
          {[](StateTarget& t) {
-              show_stored_position(t);
+              if (PositionCommitter* committer = t.pipeline.sink->position_committer()) {
+                  const auto position = committer->peek_position();
+                  std::printf("%s: checkpoint committed in Kafka by %s (exactly_once):%s\n",
+                              t.args.pipeline.c_str(), t.pipeline.sink->describe().c_str(),
+                              position ? "" : " none");
+                  for (const auto& [name, value] : position.value_or(Position{}))
+                      std::printf("  %s = %s\n", name.c_str(), value.c_str());
+              } else {
+                  show_stored_position(t);
+              }
               std::printf(
                   "%s", dynamic_cast<PostgresCdcSource&>(*t.pipeline.source).slot_report().c_str());
           },

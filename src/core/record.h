@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/positions.h"
+
 namespace kbridge {
 
 struct Header {
@@ -46,6 +48,9 @@ struct Batch {
     // Acknowledges the batch's first `count` records (all of them, or those before a record
     // the run stopped at): the source gives the rest again. Unset: nothing to acknowledge.
     std::function<void(size_t count)> ack;
+    // Set by a source that resumes at positions of its own once it has a PositionCommitter: where
+    // it resumes after this batch (also on an empty one: a transaction may have ended).
+    std::optional<ResumePoint> resume;
 };
 
 }  // namespace kbridge

@@ -157,13 +157,17 @@ void PipelineRunner::loop(const std::atomic<bool>& stop) {
             source_->read(batch, in_flight_ ? milliseconds(0) : milliseconds(500));
         if (status != ReadStatus::Records && in_flight_ == 0)
             stats_.last_success_unix_ms = unix_ms();  // caught up, everything acknowledged
-        if (status == ReadStatus::End) break;
         if (status == ReadStatus::Records && settings_.dry_run_records) {
             preview(batch);
             if (previewed_ >= settings_.dry_run_records) break;
             continue;
         }
-        if (status == ReadStatus::Records) dispatch(batch);
+        const bool handed_out = status != ReadStatus::Records || dispatch(batch);
+        // Only once every record before it went to the sink: a commit may then carry it.
+        if (batch.resume && handed_out)
+            if (PositionCommitter* committer = sink_->position_committer())
+                committer->advance(*batch.resume);
+        if (status == ReadStatus::End) break;
         poll(milliseconds(status == ReadStatus::Idle && in_flight_ ? 10 : 0));
         if (settings_.progress) show_progress(false);
     }
@@ -311,7 +315,7 @@ void PipelineRunner::beat() {
     stats_.heartbeat_ms.store(steady_ms(), std::memory_order_relaxed);
 }
 
-void PipelineRunner::dispatch(Batch& batch) {
+bool PipelineRunner::dispatch(Batch& batch) {
     auto state = std::make_unique<BatchState>();
     BatchState* raw = state.get();
     raw->size = raw->pending = batch.records.size();
@@ -367,8 +371,9 @@ void PipelineRunner::dispatch(Batch& batch) {
         // acknowledged once delivered, and the next run starts at this record.
         raw->stopped_at = i;
         raw->pending -= batch.records.size() - i - 1;
-        return;
+        return false;
     }
+    return true;
 }
 
 // --dry-run: decode and template like dispatch(), print, and acknowledge nothing.
@@ -608,6 +613,7 @@ void PipelineRunner::drain() {
             if (settings_.progress) show_progress(false);
         }
         ack_completed();
+        if (sink_connected_) sink_->finish(fatal_);
     } catch (const std::exception& e) {
         log_event(spdlog::level::err,
                   {log_field("event", "pipeline_failed"), log_field("error_class", "fatal")},

@@ -116,7 +116,8 @@ class PipelineRunner : private DeliveryListener {
     bool settle_dead_letters() override;
     void rejected_earlier(Record record, const Rejection& why) override;
 
-    void dispatch(Batch& batch);
+    // False when the run stopped at one of its records (nothing after it was sent).
+    bool dispatch(Batch& batch);
     void preview(Batch& batch);
     // False when the record could go nowhere: the run stops at it.
     bool dead_letter(BatchState* batch, Record record, const Rejection& why);

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/offsets.h"
+#include "core/positions.h"
 #include "core/record.h"
 #include "formats/json.h"
 
@@ -76,6 +77,11 @@ class Sink {
     virtual std::optional<size_t> max_value_bytes() const { return std::nullopt; }
     // Set when the sink keeps Kafka offsets with its data (exactly_once).
     virtual OffsetStore* offset_store() { return nullptr; }
+    // Set when the sink commits a source's positions with its records (exactly_once).
+    virtual PositionCommitter* position_committer() { return nullptr; }
+    // The run ends, every report served: a transactional sink commits what it sent up to the
+    // source's last position, or aborts it when the run failed or stopped inside a transaction.
+    virtual void finish(bool run_failed) { (void)run_failed; }
     // Records written again after a transient error (connection lost, serialization failure).
     virtual uint64_t retried() const { return retried_; }
 

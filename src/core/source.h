@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/offsets.h"
+#include "core/positions.h"
 #include "core/record.h"
 #include "formats/csv.h"
 
@@ -64,6 +65,9 @@ class Source {
     virtual std::string worker() const { return ""; }
     // Kafka sources take their start offsets from an exactly-once sink; false: not supported.
     virtual bool use_offset_store(OffsetStore*) { return false; }
+    // A sink that commits the source's positions with its records (exactly_once) becomes where
+    // the source's position is kept; false: the source has no such positions.
+    virtual bool use_position_committer(PositionCommitter*) { return false; }
     // The sink's Sink::max_value_bytes(), told before connect(): a source that can skip a longer
     // record unread may refuse it instead of holding it whole.
     virtual void set_sink_value_limit(size_t bytes) { (void)bytes; }

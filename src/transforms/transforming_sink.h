@@ -34,6 +34,8 @@ class TransformingSink : public Sink {
     bool reachable() const override { return inner_->reachable(); }
     std::optional<size_t> max_value_bytes() const override { return inner_->max_value_bytes(); }
     OffsetStore* offset_store() override { return inner_->offset_store(); }
+    PositionCommitter* position_committer() override { return inner_->position_committer(); }
+    void finish(bool run_failed) override { inner_->finish(run_failed); }
     uint64_t retried() const override { return inner_->retried(); }
 
   private:

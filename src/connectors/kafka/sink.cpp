@@ -23,6 +23,18 @@ const OptionTable kOptions = with_csv_options({
      "write every record to this partition (-1: the partitioner's choice, by key)"},
     {"connect_timeout", OptionType::Duration, "10s",
      "how long a --once run waits for the brokers before failing (0: no check)"},
+    {"exactly_once", OptionType::Boolean, "false",
+     "produce in Kafka transactions, each committed with the source's position in "
+     "offsets_topic, where a restart resumes (postgres_cdc sources; read with "
+     "isolation.level=read_committed)"},
+    {"offsets_topic", OptionType::String, "kbridge_offsets",
+     "with exactly_once: the compacted topic of the committed positions"},
+    {"transactional_id", OptionType::String, "",
+     "with exactly_once: the producer's transactional.id and the key of its position, unique "
+     "per pipeline (default: kbridge-<pipeline>)"},
+    {"commit_interval", OptionType::Duration, "100ms",
+     "with exactly_once: a transaction commits at the first end of a source transaction this "
+     "long after it began"},
 });
 
 // Broker or client refusals that will never succeed for this record, whatever the retries.
@@ -73,6 +85,34 @@ void check_topic_template(const Options& options, const std::string& text) {
     if (!why.empty()) throw options.error("topic", "'" + text + "': " + why);
 }
 
+KafkaTransactions::Settings transaction_settings(const Options& options,
+                                                 const ConnectorContext& ctx,
+                                                 const KafkaSettings& producer) {
+    KafkaTransactions::Settings t;
+    // The offsets reader is a consumer: it takes the file's properties (security), not the
+    // producer's own.
+    t.connection.brokers = producer.brokers;
+    t.connection.properties = ctx.config.kafka.string_map("properties");
+    t.offsets_topic = options.str("offsets_topic");
+    if (const std::string why = invalid_topic_reason(t.offsets_topic); !why.empty())
+        throw options.error("offsets_topic", why);
+    t.transactional_id = options.has("transactional_id") ? options.str("transactional_id")
+                                                         : "kbridge-" + ctx.pipeline;
+    if (t.transactional_id.empty()) throw options.error("transactional_id", "may not be empty");
+    t.commit_interval = options.duration("commit_interval");
+    const auto timeout = producer.properties.find("transaction.timeout.ms");
+    if (timeout != producer.properties.end()) {
+        try {
+            t.transaction_timeout = std::chrono::milliseconds(std::stoll(timeout->second));
+        } catch (const std::exception&) {
+            throw options.error("properties", "transaction.timeout.ms must be a number");
+        }
+    }
+    if (options.has("partition") && options.integer("partition") != -1)
+        throw options.error("partition", "exactly_once keeps the partitioner's choice");
+    return t;
+}
+
 }  // namespace
 
 const OptionTable& kafka_sink_options() {
@@ -106,11 +146,14 @@ std::unique_ptr<Sink> make_kafka_sink(const Options& options, const ConnectorCon
     if (partition < -1 || partition > INT32_MAX)
         throw options.error("partition", "must be a partition number, or -1");
     sink->set_partition(static_cast<int32_t>(partition));
+    KafkaSettings settings = kafka_settings(options, ctx);
     try {
-        make_kafka_conf(kafka_settings(options, ctx));
+        make_kafka_conf(settings);
     } catch (const std::invalid_argument& e) {
         throw options.error("properties", e.what());
     }
+    if (options.boolean("exactly_once"))
+        sink->use_transactions(transaction_settings(options, ctx, settings), ctx.dry_run);
     return sink;
 }
 
@@ -132,6 +175,10 @@ KafkaSink::~KafkaSink() {
 }
 
 void KafkaSink::connect() {
+    // An exactly-once source asks for its position first, which connects.
+    if (producer_ && reachable_) return;
+    topics_.clear();
+    producer_.reset();
     if (settings_.brokers.empty()) throw std::runtime_error("kafka sink: no brokers");
     KafkaConf conf = make_kafka_conf(settings_);
     rd_kafka_conf_set_dr_msg_cb(conf.get(), &KafkaSink::on_delivery);
@@ -142,6 +189,17 @@ void KafkaSink::connect() {
     conf.release();  // rd_kafka_new took it
     producer_.reset(rk);
     now_ms_ = wall_clock_ms();
+    if (transactions_ && !dry_run_ && !fail_fast_check_) {
+        try {
+            transactions_->start(rk, start_timeout());
+        } catch (const KafkaUnreachable&) {
+            // Follow mode tries again, as after any outage; the next producer fences this one.
+            reachable_ = false;
+            throw;
+        }
+        reachable_ = true;
+        return;
+    }
     // Without this a --once run against unreachable brokers would wait out message.timeout.ms
     // (5 minutes) before the first delivery report said so.
     if (connect_timeout_.count() == 0) return;
@@ -155,6 +213,36 @@ void KafkaSink::connect() {
                              rd_kafka_err2str(err) + ")";
     if (fail_fast_) throw std::runtime_error(what);
     spdlog::warn("{}; librdkafka keeps trying", what);
+}
+
+void KafkaSink::check() {
+    fail_fast_ = true;
+    fail_fast_check_ = true;
+    connect();
+    if (transactions_) transactions_->read_position(start_timeout());
+}
+
+std::chrono::milliseconds KafkaSink::start_timeout() const {
+    return connect_timeout_.count() > 0 ? connect_timeout_ : std::chrono::milliseconds(30000);
+}
+
+std::optional<Position> KafkaSink::restart_position() {
+    connect();
+    if (dry_run_) return transactions_->read_position(start_timeout());
+    return transactions_->restart();
+}
+
+std::optional<Position> KafkaSink::peek_position() {
+    return transactions_->read_position(start_timeout());
+}
+
+bool KafkaSink::settle_dead_letters() {
+    return listener_ ? listener_->settle_dead_letters() : true;
+}
+
+void KafkaSink::finish(bool run_failed) {
+    if (!transactions_ || dry_run_ || !producer_) return;
+    transactions_->finish(run_failed, [this] { return settle_dead_letters(); });
 }
 
 rd_kafka_topic_t* KafkaSink::topic_handle(const std::string& name) {
@@ -214,6 +302,7 @@ bool KafkaSink::send(const Record& record, const json::Value* fields, BatchState
         out_value = value_buffer_;
     }
     rd_kafka_topic_t* topic = topic_handle(topic_buffer_);
+    if (transactions_) transactions_->before_send();
     const void* value = out_value ? out_value->data() : nullptr;
     const size_t value_size = out_value ? out_value->size() : 0;
     const void* key_data = key ? key->data() : nullptr;
@@ -227,7 +316,10 @@ bool KafkaSink::send(const Record& record, const json::Value* fields, BatchState
             RD_KAFKA_V_OPAQUE(batch),
             RD_KAFKA_V_TIMESTAMP(record.timestamp > 0 ? record.timestamp : now_ms_),
             RD_KAFKA_V_END);
-        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return true;
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (transactions_) transactions_->sent();
+            return true;
+        }
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             // librdkafka's queue is our backpressure: serve reports until there is room.
             rd_kafka_poll(producer_.get(), 100);
@@ -303,6 +395,7 @@ bool KafkaSink::needs_fields() const {
 void KafkaSink::poll(std::chrono::milliseconds wait) {
     rd_kafka_poll(producer_.get(), static_cast<int>(wait.count()));
     now_ms_ = wall_clock_ms();
+    if (transactions_ && !dry_run_) transactions_->poll([this] { return settle_dead_letters(); });
 }
 
 int64_t KafkaSink::wall_clock_ms() {
@@ -314,6 +407,8 @@ void KafkaSink::on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void
     auto* self = static_cast<KafkaSink*>(opaque);
     if (!self->listener_) return;
     auto* batch = static_cast<BatchState*>(message->_private);
+    // A position record of exactly_once: its fate is the transaction's, which commit() learns.
+    if (!batch) return;
     if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         self->listener_->delivered(batch);
         return;

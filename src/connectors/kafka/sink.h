@@ -9,6 +9,7 @@
 
 #include "config/options.h"
 #include "connectors/kafka/handles.h"
+#include "connectors/kafka/transactions.h"
 #include "core/registry.h"
 #include "core/sink.h"
 #include "formats/csv.h"
@@ -21,20 +22,21 @@ std::unique_ptr<Sink> make_kafka_sink(const Options& options, const ConnectorCon
 // The connection settings of a kafka block, over the file's defaults.
 KafkaSettings kafka_settings(const Options& options, const ConnectorContext& ctx);
 
-class KafkaSink : public Sink {
+class KafkaSink : public Sink, private PositionCommitter {
   public:
     KafkaSink(KafkaSettings settings, Template topic, std::optional<Template> key,
               std::vector<std::pair<std::string, Template>> headers);
     ~KafkaSink() override;
 
     void connect() override;
-    void check() override {
-        fail_fast_ = true;
-        connect();
-    }
+    // Connects and, with exactly_once, reads the committed position, fencing no one.
+    void check() override;
     bool send(const Record& record, const json::Value* fields, BatchState* batch,
               Rejection& why) override;
     void poll(std::chrono::milliseconds wait) override;
+    bool reachable() const override { return reachable_; }
+    PositionCommitter* position_committer() override { return transactions_ ? this : nullptr; }
+    void finish(bool run_failed) override;
     bool needs_fields() const override;
     bool preview(const Record& record, const json::Value* fields, std::string& out,
                  Rejection& why) override;
@@ -51,7 +53,22 @@ class KafkaSink : public Sink {
         connect_timeout_ = timeout;
     }
 
+    // exactly_once: records go out in transactions committed with the source's position. A
+    // dry run reads that position but fences no running pipeline.
+    void use_transactions(KafkaTransactions::Settings settings, bool dry_run) {
+        transactions_.emplace(std::move(settings));
+        dry_run_ = dry_run;
+        if (!dry_run)
+            settings_.properties["transactional.id"] = transactions_->settings().transactional_id;
+    }
+
   private:
+    std::optional<Position> restart_position() override;
+    void advance(const ResumePoint& point) override { transactions_->advance(point); }
+    std::optional<Position> committed() const override { return transactions_->committed(); }
+    std::optional<Position> peek_position() override;
+    std::chrono::milliseconds start_timeout() const;
+    bool settle_dead_letters();
     static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque);
     rd_kafka_topic_t* topic_handle(const std::string& name);
     // False, with why = invalid_topic, when Kafka would refuse the rendered topic name.
@@ -69,6 +86,10 @@ class KafkaSink : public Sink {
     bool fail_fast_ = false;
     int32_t partition_ = RD_KAFKA_PARTITION_UA;
     std::chrono::milliseconds connect_timeout_{10000};
+    std::optional<KafkaTransactions> transactions_;
+    bool dry_run_ = false;
+    bool fail_fast_check_ = false;  // kbridge check: fences no running pipeline
+    bool reachable_ = true;
     // CreateTime of records that bring none: read once per poll (every batch), not per record.
     int64_t now_ms_ = 0;
 };

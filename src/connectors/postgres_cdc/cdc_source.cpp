@@ -233,18 +233,27 @@ std::optional<std::string> PostgresCdcSource::slot_plugin() {
     return plugin;
 }
 
+static PostgresCdcSource::Checkpoint parse_checkpoint(const Position& stored) {
+    PostgresCdcSource::Checkpoint c;
+    if (stored.count(kCommitLsn)) c.commit_lsn = pgoutput::parse_lsn(stored.at(kCommitLsn));
+    if (stored.count(kIndex)) c.index = static_cast<uint32_t>(std::stoul(stored.at(kIndex)));
+    if (stored.count(kFlush)) c.flush = pgoutput::parse_lsn(stored.at(kFlush));
+    return c;
+}
+
 void PostgresCdcSource::load_checkpoint() {
-    acked_ = {};
-    const Position stored = store_.load().value_or(Position{});
+    // With exactly_once the sink's committed position counts; the file only before the first
+    // commit (a pipeline that ran without exactly_once before).
+    std::optional<Position> committed;
+    if (committer_) committed = committer_->restart_position();
+    loaded_ = committed ? *committed : store_.load().value_or(Position{});
     try {
-        if (stored.count(kCommitLsn))
-            acked_.commit_lsn = pgoutput::parse_lsn(stored.at(kCommitLsn));
-        if (stored.count(kIndex))
-            acked_.index = static_cast<uint32_t>(std::stoul(stored.at(kIndex)));
-        if (stored.count(kFlush)) acked_.flush = pgoutput::parse_lsn(stored.at(kFlush));
+        acked_ = parse_checkpoint(loaded_);
     } catch (const std::exception& e) {
-        throw std::runtime_error("the stored checkpoint in " + store_.path() + " is unreadable (" +
-                                 e.what() + "); `kbridge state reset` starts over");
+        throw std::runtime_error(
+            "the stored checkpoint " +
+            (committed ? std::string("committed in Kafka") : "in " + store_.path()) +
+            " is unreadable (" + e.what() + "); `kbridge state reset` starts over");
     }
 }
 
@@ -263,17 +272,37 @@ void PostgresCdcSource::check() {
     slot_plugin();
 }
 
+void PostgresCdcSource::save_checkpoint(const Checkpoint& checkpoint, const std::string& snapshot) {
+    if (!committer_) store_.save(checkpoint_position(checkpoint, snapshot));
+}
+
+PostgresCdcSource::Checkpoint PostgresCdcSource::durable() const {
+    if (!committer_) return acked_;
+    const auto committed = committer_->committed();
+    return committed ? parse_checkpoint(*committed) : parse_checkpoint(loaded_);
+}
+
+void PostgresCdcSource::mark_resume(Batch& batch, bool snapshot_done) {
+    if (!committer_) return;
+    if (snapshotting_ || snapshot_done) {
+        batch.resume = ResumePoint{checkpoint_position(acked_, snapshot_done ? "done" : "started"),
+                                   snapshot_done};
+        return;
+    }
+    batch.resume =
+        ResumePoint{checkpoint_position(read_, settings_.snapshot ? "done" : ""), !in_transaction_};
+}
+
 void PostgresCdcSource::connect() {
     if (dirty_) {  // again after an outage: what was acknowledged since the last save counts
-        store_.save(checkpoint_position(acked_, settings_.snapshot ? "done" : ""));
+        save_checkpoint(acked_, settings_.snapshot ? "done" : "");
         dirty_ = false;
     }
     check_server();
     check_tables();
     ensure_publication();
     load_checkpoint();
-    const Position stored = store_.load().value_or(Position{});
-    const auto snapshot_state = stored.count(kSnapshot) ? stored.at(kSnapshot) : "";
+    const auto snapshot_state = loaded_.count(kSnapshot) ? loaded_.at(kSnapshot) : "";
     // Connected first: after an outage, this ends the old stream, which would hold the slot.
     stream_.connect();
     bool slot_exists = slot_plugin().has_value();
@@ -298,7 +327,7 @@ void PostgresCdcSource::connect() {
                      pgoutput::lsn_text(slot.consistent_point));
         acked_ = {};
         acked_.flush = slot.consistent_point;
-        store_.save(checkpoint_position(acked_, settings_.snapshot ? "started" : ""));
+        save_checkpoint(acked_, settings_.snapshot ? "started" : "");
         if (settings_.snapshot) {
             start_snapshot(slot.snapshot, slot.consistent_point);
             return;
@@ -704,6 +733,7 @@ ReadStatus PostgresCdcSource::read_stream(Batch& batch, std::chrono::millisecond
             break;
         }
     }
+    if (out.size() == 0) mark_resume(batch, false);  // a transaction may have ended
     if (out.size() == 0 && !once_reached_) {
         if (acked_.flush < read_.flush && unacked_batches_ == 0) acknowledge(read_);
         return ReadStatus::Idle;
@@ -725,13 +755,13 @@ void PostgresCdcSource::finish(Pending& out, Batch& batch) {
             record.value.emplace(batch.storage.data() + place.value_at, place.value_size);
         record.headers = std::move(place.headers);
     }
+    mark_resume(batch, out.snapshot_done);
     const Checkpoint end = snapshotting_ || out.snapshot_done ? acked_ : read_;
     batch.ack = [this, end, after = std::move(out.after), snapshot_done = out.snapshot_done,
                  snapshot = snapshotting_ || out.snapshot_done](size_t count) {
         if (unacked_batches_) --unacked_batches_;
         if (snapshot) {
-            if (snapshot_done && count == after.size())
-                store_.save(checkpoint_position(acked_, "done"));
+            if (snapshot_done && count == after.size()) save_checkpoint(acked_, "done");
             return;
         }
         acknowledge(count == after.size() ? end : after[count - 1]);
@@ -744,7 +774,7 @@ void PostgresCdcSource::acknowledge(const Checkpoint& reached) {
     const auto now = SteadyClock::now();
     // A crash between saves only sends the changes since again.
     if (now - last_save_ >= 1s) {
-        store_.save(checkpoint_position(acked_, settings_.snapshot ? "done" : ""));
+        save_checkpoint(acked_, settings_.snapshot ? "done" : "");
         dirty_ = false;
         last_save_ = now;
         send_status(false);
@@ -753,11 +783,12 @@ void PostgresCdcSource::acknowledge(const Checkpoint& reached) {
 
 void PostgresCdcSource::send_status(bool reply_requested) {
     if (!stream_.connected() || snapshotting_) return;
-    Lsn flushed = acked_.flush;
+    const Checkpoint done = durable();
+    Lsn flushed = done.flush;
     // Nothing read waits for an acknowledgement and no transaction is open: the slot may move
     // up to what the server has decoded, so WAL of other tables and databases is released.
     const bool settled = unacked_batches_ == 0 && !in_transaction_ && !once_reached_ &&
-                         acked_.commit_lsn == read_.commit_lsn && acked_.index == read_.index;
+                         done.commit_lsn == read_.commit_lsn && done.index == read_.index;
     if (settled) flushed = std::max(flushed, received_);
     stream_.send_status(std::max(received_, flushed), flushed, reply_requested);
     confirmed_ = flushed;
@@ -782,7 +813,7 @@ std::optional<uint64_t> PostgresCdcSource::lag() {
 
 std::vector<std::pair<std::string, double>> PostgresCdcSource::gauges() {
     if (snapshotting_ || server_end_ == 0) return {};
-    const Lsn confirmed = std::max(acked_.flush, confirmed_);
+    const Lsn confirmed = std::max(durable().flush, confirmed_);
     return {{"kbridge_cdc_slot_lag_bytes",
              static_cast<double>(server_end_ > confirmed ? server_end_ - confirmed : 0)},
             {"kbridge_cdc_seconds_since_last_change",
@@ -795,7 +826,7 @@ void PostgresCdcSource::close() {
         snapshotting_ = false;
         return;
     }
-    if (dirty_) store_.save(checkpoint_position(acked_, settings_.snapshot ? "done" : ""));
+    if (dirty_) save_checkpoint(acked_, settings_.snapshot ? "done" : "");
     dirty_ = false;
     try {
         if (stream_.connected()) send_status(false);

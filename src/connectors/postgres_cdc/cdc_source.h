@@ -59,6 +59,12 @@ class PostgresCdcSource : public Source {
     bool values_are_valid_json() const override { return true; }
     std::string describe() const override { return "postgres_cdc:" + settings_.slot; }
     bool reachable() const override { return sql_.is_connected() && stream_.connected(); }
+    // exactly_once into Kafka: the checkpoint is what the sink committed with the changes, not
+    // the state dir's file, and the slot is confirmed only up to it.
+    bool use_position_committer(PositionCommitter* committer) override {
+        committer_ = committer;
+        return true;
+    }
 
     // `kbridge state show`: the slot, its confirmed position and lag, and the publication.
     std::string slot_report();
@@ -98,6 +104,12 @@ class PostgresCdcSource : public Source {
     bool skip_change();
     void finish(Pending& out, Batch& batch);
     void acknowledge(const Checkpoint& reached);
+    // The state dir's checkpoint (not kept with exactly_once: the sink commits it).
+    void save_checkpoint(const Checkpoint& checkpoint, const std::string& snapshot);
+    // What a crash cannot undo: acknowledged, or with exactly_once committed.
+    Checkpoint durable() const;
+    // Where the source resumes after what it gave so far, for the sink that commits it.
+    void mark_resume(Batch& batch, bool snapshot_done);
     void send_status(bool reply_requested);
     void heartbeat();
 
@@ -105,6 +117,8 @@ class PostgresCdcSource : public Source {
     PostgresConnection sql_;
     ReplicationStream stream_;
     PositionStore store_;
+    PositionCommitter* committer_ = nullptr;
+    Position loaded_;  // the checkpoint read at connect
     std::string database_;
 
     // Snapshot phase.
