@@ -49,6 +49,14 @@
 #           against a PostgreSQL with its durable defaults, then (BENCH_FAST=1) once more with
 #           fsync off (tools named ...-fast).
 #
+#   cdc     postgres_cdc (PostgreSQL 15, wal_level logical) -> Kafka, each tool on a slot of its own:
+#             BENCH_N inserts in one transaction: kbridge run --once vs
+#             pg_recvlogical --plugin=test_decoding --endpos | kcat -P (rates, kbridge's peak RSS)
+#             under pgbench (BENCH_PGBENCH_CLIENTS clients for BENCH_PGBENCH_SECONDS, an insert and
+#             an update per transaction, BENCH_REPEAT runs each): kbridge run (follow mode) vs
+#             pg_recvlogical --start | kcat -P, each change's lag taken by a live consumer
+#             (scripts/bench/cdc_lag.py): capture rates, their ratio, p50/p99 lag, peak RSS
+#
 #   shell   the one-liners against kcat, and what a transform chain costs (N events each run):
 #             kbridge-produce     kbridge produce TOPIC -l events.jsonl --format json -k '{user_id}'
 #             kcat                kcat -P -l (the same lines and keys), a fresh topic per run;
@@ -72,6 +80,9 @@
 #                        kcat | mariadb LOAD DATA LOCAL INFILE and kcat | sqlite3 .import)
 #   BENCH_POISON_ALL=20000  records of the poison mode's wholly refused runs
 #   BENCH_FAST=1         0: skip the poison mode's second PostgreSQL (fsync off)
+#   BENCH_PGBENCH_SECONDS=30  length of each pgbench run of the cdc mode; 0 skips that part
+#   BENCH_PGBENCH_CLIENTS=4   pgbench's clients there
+#   BENCH_PGBENCH_RATE=       pgbench's transactions/s there (pgbench -R); empty: as fast as it can
 #   BENCH_TIMEOUT=1800   seconds before one measurement is killed
 #   KBRIDGE=build/kbridge   binary under test
 #
@@ -97,6 +108,9 @@ BENCH_DURABLE=${BENCH_DURABLE:-1}
 BENCH_SQL_DIALECTS=${BENCH_SQL_DIALECTS:-1}
 BENCH_POISON_ALL=${BENCH_POISON_ALL:-20000}
 BENCH_FAST=${BENCH_FAST:-1}
+BENCH_PGBENCH_SECONDS=${BENCH_PGBENCH_SECONDS:-30}
+BENCH_PGBENCH_CLIENTS=${BENCH_PGBENCH_CLIENTS:-4}
+BENCH_PGBENCH_RATE=${BENCH_PGBENCH_RATE:-}
 PGBIN=/usr/lib/postgresql/15/bin
 
 IMPLEMENTED_MODES=(redis postgres sinks poison cdc shell)
@@ -119,7 +133,8 @@ usage() {
 usage: scripts/bench.sh [MODE]
   modes: ${IMPLEMENTED_MODES[*]}
   without MODE: run every implemented mode
-  env: BENCH_N BENCH_REPEAT BENCH_PY_N BENCH_N5 BENCH_PG_BIG BENCH_TIMEOUT KBRIDGE
+  env: BENCH_N BENCH_REPEAT BENCH_PY_N BENCH_N5 BENCH_PG_BIG BENCH_PGBENCH_SECONDS
+       BENCH_PGBENCH_CLIENTS BENCH_PGBENCH_RATE BENCH_TIMEOUT KBRIDGE
        (see the header of this script)
 EOF
 }
@@ -267,6 +282,11 @@ setup_common() {
     [[ $BENCH_PY_N =~ ^[0-9]+$ && $BENCH_PY_N -gt 0 ]] || die "BENCH_PY_N must be a positive integer"
     [[ $BENCH_N5 =~ ^[0-9]+$ && $BENCH_N5 -gt 0 ]] || die "BENCH_N5 must be a positive integer"
     [[ $BENCH_PG_BIG == [01] ]] || die "BENCH_PG_BIG must be 0 or 1"
+    [[ $BENCH_PGBENCH_SECONDS =~ ^[0-9]+$ ]] || die "BENCH_PGBENCH_SECONDS must be a number of seconds"
+    [[ $BENCH_PGBENCH_CLIENTS =~ ^[0-9]+$ && $BENCH_PGBENCH_CLIENTS -gt 0 ]] ||
+        die "BENCH_PGBENCH_CLIENTS must be a positive integer"
+    [[ -z $BENCH_PGBENCH_RATE || $BENCH_PGBENCH_RATE =~ ^[0-9]+$ && $BENCH_PGBENCH_RATE -gt 0 ]] ||
+        die "BENCH_PGBENCH_RATE must be empty or a positive integer"
     ensure_packages time python3-confluent-kafka
     ensure_kbridge
     TMP=$(mktemp -d -t kbridge-bench.XXXXXX)
@@ -746,7 +766,13 @@ bench_cdc() {
     ensure_packages postgresql kcat
     begin_results cdc
     start_postgres logical
-    start_dev_kafka cdc_kbridge:32 cdc_recvlogical:32
+    local topics=(cdc_kbridge:32 cdc_recvlogical:32) i
+    if ((BENCH_PGBENCH_SECONDS)); then
+        for ((i = 1; i <= BENCH_REPEAT; i++)); do
+            topics+=("cdc_pgb_kbridge_$i:$PGB_PARTITIONS" "cdc_pgb_recvlogical_$i:$PGB_PARTITIONS")
+        done
+    fi
+    start_dev_kafka "${topics[@]}"
     export KAFKA_BROKERS=$BOOT PG_URL
     local cfg=$TMP/cdc.yaml
     cat >"$cfg" <<EOF
@@ -788,9 +814,323 @@ EOF
     awk -v a="$kb_secs" -v b="$M_SECS" \
         'BEGIN { printf "kbridge vs pg_recvlogical | kcat -P: %.2fx (target >= 1.0x)\n", b / a }'
     echo "kbridge peak RSS: $((kb_rss / 1024)) MB (target <= 64 MB)"
+    if ((BENCH_PGBENCH_SECONDS)); then bench_cdc_pgbench; fi
     stop_postgres
     stop_background
     unset PG_URL
+}
+
+# ------------------------------------------------------ cdc mode: pgbench --
+
+# The cdc mode's second part (BENCH_PGBENCH_SECONDS=0 skips it): pgbench writes with
+# BENCH_PGBENCH_CLIENTS clients for BENCH_PGBENCH_SECONDS while the capture follows the slot, and
+# a live consumer (scripts/bench/cdc_lag.py) takes each change's end-to-end lag: received from
+# Kafka minus written (the writer's clock_timestamp(), which every change carries). kbridge runs
+# in follow mode (no --once) and is stopped with SIGTERM once the consumer has every change
+# pgbench wrote; pg_recvlogical --start (no --endpos) | kcat -P the same way, with SIGINT.
+# BENCH_REPEAT runs of each, interleaved, each on a fresh slot and topic. pgbench's sessions
+# commit with synchronous_commit=on (PostgreSQL's default): with the cluster's off, a commit
+# would reach the WAL senders only at the WAL writer's next flush (wal_writer_delay, 200 ms),
+# which would be counted as lag of both tools.
+PGB_PARTITIONS=16
+PGB_MARKER_ROWS=200
+PGB_RESULTS=""
+
+# Changes the pgbench script wrote so far: one insert per row of pgb_ins, n updates per row of
+# pgb_acct.
+pgb_changes() {
+    psql_bench -At -c "SELECT (SELECT count(*) FROM pgb_ins) + (SELECT coalesce(sum(n), 0) FROM pgb_acct)"
+}
+
+# Each transaction inserts a row and updates its client's row, both stamped with written_us.
+# No TOASTable column: kbridge would warn about each at start. pgb_end: the end marker's rows.
+pgb_setup() {
+    psql_bench <<EOF
+CREATE TABLE pgb_ins (id bigserial PRIMARY KEY, client int NOT NULL, written_us bigint NOT NULL);
+CREATE TABLE pgb_acct (client int PRIMARY KEY, n bigint NOT NULL DEFAULT 0, written_us bigint);
+CREATE TABLE pgb_end (id bigserial PRIMARY KEY);
+INSERT INTO pgb_acct (client) SELECT generate_series(1, $BENCH_PGBENCH_CLIENTS);
+EOF
+    cat >"$TMP/pgbench_lag.sql" <<'EOF'
+\set client :client_id + 1
+BEGIN;
+INSERT INTO pgb_ins (client, written_us)
+    VALUES (:client, (extract(epoch FROM clock_timestamp()) * 1e6)::bigint);
+UPDATE pgb_acct SET n = n + 1, written_us = (extract(epoch FROM clock_timestamp()) * 1e6)::bigint
+    WHERE client = :client;
+END;
+EOF
+}
+
+# Slots left by the earlier runs (and by the one-transaction part) hold WAL: drop them.
+pgb_drop_idle_slots() {
+    psql_bench -At -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+        WHERE NOT active" >/dev/null
+}
+
+# pgb_wait_slot SLOT PID: wait until PID streams from SLOT (false if PID exits or 30 s pass).
+pgb_wait_slot() {
+    local slot=$1 pid=$2 i
+    for ((i = 0; i < 300; i++)); do
+        [[ $(psql_bench -At -c "SELECT count(*) FROM pg_replication_slots
+            WHERE slot_name = '$slot' AND active") == 1 ]] && return 0
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# The pid is no longer ours to stop (it was reaped).
+forget_background() {
+    local keep=() p
+    for p in "${BG_PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
+    BG_PIDS=("${keep[@]}")
+}
+
+# stop_pid PID [SIGNAL]: signal a background process of ours (none: it is ending on its own),
+# wait up to 30 s, then SIGKILL it. STOP_RC is its exit status.
+stop_pid() {
+    local pid=$1 i
+    [[ -z ${2:-} ]] || kill "-$2" "$pid" 2>/dev/null || true
+    for ((i = 0; i < 300; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if ((i >= 300)); then
+        log "pid $pid still running 30 s after ${2:+SIG$2}${2:-its input ended}: killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    set +e
+    wait "$pid"
+    STOP_RC=$?
+    set -e
+    forget_background "$pid"
+}
+
+# Peak RSS (VmHWM) of a running process, in kB; 0 once it is gone.
+peak_rss_kb() {
+    awk '/^VmHWM:/ { print $2; found = 1 } END { if (!found) print 0 }' "/proc/$1/status" 2>/dev/null ||
+        echo 0
+}
+
+# pgb_start_consumer NAME TOPIC: the lag consumer, from TOPIC's beginning; returns once it polls.
+pgb_start_consumer() {
+    local name=$1 topic=$2 i
+    rm -f "$TMP/$name".{ready,expect,lag,timeline}
+    start_background "$name.consumer" "$PY" "$ROOT/scripts/bench/cdc_lag.py" \
+        "$BOOT" "$topic" "$TMP/$name.ready" "$TMP/$name.expect" "$TMP/$name.lag" "$TMP/$name.timeline"
+    PGB_CONSUMER=$LAST_PID
+    for ((i = 0; i < 300; i++)); do
+        [[ -e $TMP/$name.ready ]] && return 0
+        kill -0 "$PGB_CONSUMER" 2>/dev/null || break
+        sleep 0.1
+    done
+    tail -n 20 "$TMP/$name.consumer.log" >&2 || true
+    die "the lag consumer of $topic did not start"
+}
+
+# pgb_workload NAME: pgbench, then the number of changes it wrote to the consumer, which
+# stops once it received them all (or nothing came for 60 s). Sets PGB_WRITTEN, PGB_TPS.
+pgb_workload() {
+    local name=$1 before after threads=$((BENCH_PGBENCH_CLIENTS < 2 ? 1 : 2))
+    before=$(pgb_changes)
+    local what="$BENCH_PGBENCH_CLIENTS clients, $BENCH_PGBENCH_SECONDS s"
+    log "  pgbench: $what${BENCH_PGBENCH_RATE:+, $BENCH_PGBENCH_RATE transactions/s}"
+    if ! PGOPTIONS='-c synchronous_commit=on' "$PGBIN/pgbench" -n -M prepared -P 5 \
+        ${BENCH_PGBENCH_RATE:+-R "$BENCH_PGBENCH_RATE"} \
+        -c "$BENCH_PGBENCH_CLIENTS" -j "$threads" -T "$BENCH_PGBENCH_SECONDS" -f "$TMP/pgbench_lag.sql" \
+        -h 127.0.0.1 -p "$PG_PORT" -U postgres postgres >"$TMP/$name.pgbench" 2>&1; then
+        FAILED=1
+        log "FAILED: pgbench; last lines of its output:"
+        tail -n 20 "$TMP/$name.pgbench" | sed 's/^/    /' >&2
+    fi
+    after=$(pgb_changes)
+    PGB_WRITTEN=$((after - before))
+    # The end marker: kcat -P reads its input in blocks and holds the last lines of a pipe (up to
+    # ~1 KB in our tries) until more comes or the input ends. While pgbench writes that costs
+    # nothing, but the last changes would wait for pg_recvlogical's exit: these rows (~9 KB of
+    # test_decoding lines, not stamped, not counted as changes) push them through.
+    psql_bench -c "INSERT INTO pgb_end SELECT FROM generate_series(1, $PGB_MARKER_ROWS)"
+    PGB_TPS=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$TMP/$name.pgbench" | head -n 1)
+    PGB_TPS=${PGB_TPS:-0}
+    echo "$PGB_WRITTEN" >"$TMP/$name.expect"
+    log "  pgbench wrote $PGB_WRITTEN changes ($PGB_TPS transactions/s); waiting for the consumer"
+    # No time limit here: the consumer gives up by itself after 60 s without a record.
+    local rc=0
+    wait "$PGB_CONSUMER" || rc=$?
+    forget_background "$PGB_CONSUMER"
+    if ((rc)); then
+        FAILED=1
+        log "FAILED: the lag consumer (status $rc): $(tail -n 5 "$TMP/$name.consumer.log")"
+    fi
+    [[ -s $TMP/$name.lag ]] || printf '0\t0\t0\t0\t0\t0\t0\n' >"$TMP/$name.lag"
+}
+
+# pgb_wait_topic TOPIC COUNT: wait (30 s at most) until TOPIC's high watermarks add up to COUNT.
+pgb_wait_topic() {
+    local i
+    for ((i = 0; i < 60; i++)); do
+        (($(watermark_sum "$1") >= $2)) && return 0
+        sleep 0.5
+    done
+    log "  $1 holds $(watermark_sum "$1") records 30 s after pgbench ended, not $2"
+}
+
+# pgb_record TOOL REP NAME TOPIC RSS_KB RC: one line of $PGB_RESULTS, and the log.
+#   tool rep tps written received watermarks rate p50 p99 max rss_kb rc
+pgb_record() {
+    local tool=$1 rep=$2 name=$3 topic=$4 rss=$5 rc=$6 marks worst
+    marks=$(($(watermark_sum "$topic") - PGB_MARKER_ROWS))   # the end marker's rows are not changes
+    awk -F'\t' -v OFS='\t' -v tool="$tool" -v rep="$rep" -v tps="$PGB_TPS" -v written="$PGB_WRITTEN" \
+        -v marks="$marks" -v rss="$rss" -v rc="$rc" \
+        '{ secs = ($7 - $6) / 1e6; print tool, rep, tps, written, $1, marks, (secs > 0 ? $1 / secs : 0),
+           $3, $4, $5, rss, rc }' "$TMP/$name.lag" >>"$PGB_RESULTS"
+    worst=$(sort -t $'\t' -k4,4gr "$TMP/$name.timeline" 2>/dev/null | head -n 1 || true)
+    log "  $(tail -n 1 "$PGB_RESULTS" | awk -F'\t' '{
+        printf "received %s/%s (topic %s), %.0f changes/s, ", $5, $4, $6, $7
+        printf "lag p50 %.3f s p99 %.3f s max %.3f s, peak RSS %d kB, rc %s", $8, $9, $10, $11, $12 }')"
+    [[ -z $worst ]] || log "  worst second: $(awk -F'\t' '{
+        printf "+%d s, %d changes, p99 %.3f s, max %.3f s", $1, $2, $3, $4 }' <<<"$worst")"
+    log "  max lag by second written:" \
+        "$(awk -F'\t' '{ printf "%.2f ", $4 }' "$TMP/$name.timeline" 2>/dev/null || true)"
+}
+
+bench_cdc_pgbench_kbridge() {
+    local rep=$1 name=pgb_kbridge_$1 topic=cdc_pgb_kbridge_$1 pid rss problems
+    local cfg=$TMP/$name.yaml
+    cat >"$cfg" <<EOF
+version: 1
+kafka: {brokers: '\${KAFKA_BROKERS}'}
+postgres: {url: '\${PG_URL}'}
+pipelines:
+  - name: pgb_$rep
+    source: {type: postgres_cdc, tables: [pgb_ins, pgb_acct, pgb_end], snapshot: never}
+    sink: {type: kafka, topic: $topic}
+EOF
+    log "kbridge (follow mode) run #$rep under pgbench -> $topic"
+    pgb_drop_idle_slots
+    pgb_start_consumer "$name" "$topic"
+    start_background "$name" "$KBRIDGE" run "$cfg" --state-dir "$TMP/state_$name"
+    pid=$LAST_PID
+    pgb_wait_slot "kbridge_pgb_$rep" "$pid" ||
+        die "kbridge did not start streaming: $(tail -n 5 "$TMP/$name.log")"
+    pgb_workload "$name"
+    pgb_wait_topic "$topic" $((PGB_WRITTEN + PGB_MARKER_ROWS))   # the end marker too, then stop
+    rss=$(peak_rss_kb "$pid")
+    stop_pid "$pid" TERM
+    ((STOP_RC == 0)) || report_failure_pgb "kbridge run (SIGTERM)" "$TMP/$name.log"
+    local bad='^[0-9-]+ [0-9:.]+ (warning|error|critical) '
+    problems=$(grep -cE "$bad" "$TMP/$name.log" || true)
+    if ((problems)); then
+        log "  kbridge logged $problems warnings/errors, e.g.:"
+        grep -E "$bad" "$TMP/$name.log" | head -n 5 | sed 's/^/    /' >&2
+    fi
+    pgb_record kbridge "$rep" "$name" "$topic" "$rss" "$STOP_RC"
+}
+
+# The peer: test_decoding's lines of the changes (BEGIN/COMMIT filtered out, line-buffered so
+# grep holds nothing back), produced with kcat -P with kbridge's producer settings. Peak RSS:
+# pg_recvlogical's and kcat's added.
+bench_cdc_pgbench_recvlogical() {
+    local rep=$1 name=pgb_recvlogical_$1 topic=cdc_pgb_recvlogical_$1 slot=bench_pgb_td_$1 pid p rss=0
+    log "pg_recvlogical | kcat -P run #$rep under pgbench -> $topic"
+    pgb_drop_idle_slots
+    "$PGBIN/pg_recvlogical" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres --slot "$slot" \
+        --create-slot --plugin=test_decoding
+    pgb_start_consumer "$name" "$topic"
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    start_background "$name" bash -c 'set -euo pipefail
+        "$1" -h 127.0.0.1 -p "$2" -U postgres -d postgres --slot "$3" --start -f - |
+        grep --line-buffered "^table " |
+        kcat -P -b "$4" -t "$5" -X enable.idempotence=true -X acks=all' \
+        cdc "$PGBIN/pg_recvlogical" "$PG_PORT" "$slot" "$BOOT" "$topic"
+    pid=$LAST_PID
+    pgb_wait_slot "$slot" "$pid" ||
+        die "pg_recvlogical did not start streaming: $(tail -n 5 "$TMP/$name.log")"
+    pgb_workload "$name"
+    for p in $(pgrep -P "$pid" -x pg_recvlogical || true) $(pgrep -P "$pid" -x kcat || true); do
+        rss=$((rss + $(peak_rss_kb "$p")))
+    done
+    # pg_recvlogical ends on SIGINT; grep and kcat (which delivers what it holds) on its EOF.
+    for p in $(pgrep -P "$pid" -x pg_recvlogical || true); do kill -INT "$p" 2>/dev/null || true; done
+    stop_pid "$pid"
+    ((STOP_RC == 0)) || report_failure_pgb "pg_recvlogical | kcat -P (SIGINT)" "$TMP/$name.log"
+    pgb_record "recvlogical|kcat" "$rep" "$name" "$topic" "$rss" "$STOP_RC"
+}
+
+report_failure_pgb() {
+    FAILED=1
+    log "FAILED: $1 exited with status $STOP_RC; last lines of its output ($2):"
+    tail -n 20 "$2" | sed 's/^/    /' >&2
+}
+
+print_pgbench_report() {
+    "$PY" - "$PGB_RESULTS" "$BENCH_PGBENCH_CLIENTS" "$BENCH_PGBENCH_SECONDS" "$BENCH_REPEAT" \
+        "$BENCH_PGBENCH_RATE" <<'EOF'
+import statistics, sys
+path, clients, secs, repeat, rate = sys.argv[1:6]
+rows = [line.rstrip("\n").split("\t") for line in open(path) if line.strip()]
+print()
+print("== kbridge bench: postgres_cdc under pgbench (%s clients, %s s, %s, an insert and an update"
+      " per transaction; %s runs each) -> kafka"
+      % (clients, secs, "%s transactions/s" % rate if rate else "unthrottled", repeat))
+print("%-17s %3s %7s %8s %8s %8s %10s %8s %8s %8s %8s %3s" % (
+    "tool", "run", "pgb tps", "written", "received", "in topic", "changes/s", "lag p50", "p99",
+    "max", "peak RSS", "rc"))
+for r in rows:
+    print("%-17s %3s %7.0f %8s %8s %8s %10.0f %7.3fs %7.3fs %7.3fs %5.1f MB %3s" % (
+        r[0], r[1], float(r[2]), r[3], r[4], r[5], float(r[6]), float(r[7]), float(r[8]),
+        float(r[9]), int(r[10]) / 1024, r[11]))
+
+def ok(r):  # exited cleanly and every change written arrived, once
+    return r[11] == "0" and r[3] == r[4] == r[5] and int(r[3]) > 0
+
+def median(tool, column):
+    values = [float(r[column]) for r in rows if r[0] == tool and ok(r)]
+    return statistics.median(values) if values else None
+
+def kept_up(tool):
+    runs = [r for r in rows if r[0] == tool]
+    return "%d of %d runs delivered every change" % (sum(map(ok, runs)), len(runs))
+
+kb, rl = median("kbridge", 6), median("recvlogical|kcat", 6)
+print()
+print("kbridge vs pg_recvlogical | kcat -P: " +
+      ("%.2fx (target >= 1.0x; medians %.0f vs %.0f changes/s)" % (kb / rl, kb, rl)
+       if kb and rl else "n/a (no complete run of a tool)"))
+def lag(tool, column):
+    v = median(tool, column)
+    return "n/a" if v is None else "%.3f s" % v
+print("p99 lag: kbridge %s, pg_recvlogical | kcat -P %s (target < 1 s)"
+      % (lag("kbridge", 8), lag("recvlogical|kcat", 8)))
+print("p50 lag: kbridge %s, pg_recvlogical | kcat -P %s" % (lag("kbridge", 7), lag("recvlogical|kcat", 7)))
+print("kept up: kbridge %s; pg_recvlogical | kcat -P %s" % (kept_up("kbridge"), kept_up("recvlogical|kcat")))
+rss = [int(r[10]) for r in rows if r[0] == "kbridge"]
+if rss:
+    print("kbridge peak RSS under pgbench: %.1f MB at most (target <= 64 MB)" % (max(rss) / 1024))
+print()
+print("notes: medians over the complete runs. Lag: received by a live consumer minus the change's")
+print("written_us (clock_timestamp() in the writing statement, so it includes the commit). changes/s:")
+print("received / (last received - first written): a tool that keeps up captures at pgbench's rate,")
+print("and as both share the CPU with pgbench, the ratio also reflects how much each slows pgbench.")
+print("Counts after the capture caught up: written (pgbench, by the tables), received (the consumer),")
+print("in topic (high watermarks, less the end marker's rows: written after pgbench, as kcat -P holds")
+print("the last lines of its input until more come). peak RSS of pg_recvlogical | kcat -P: the two added.")
+EOF
+}
+
+# The slots of the one-transaction part are dropped first; the tables are new.
+bench_cdc_pgbench() {
+    [[ -x $PGBIN/pgbench ]] || die "no pgbench in $PGBIN"
+    PGB_RESULTS=$TMP/results_cdc_pgbench.tsv
+    : >"$PGB_RESULTS"
+    pgb_setup
+    local i
+    for ((i = 1; i <= BENCH_REPEAT; i++)); do
+        bench_cdc_pgbench_kbridge "$i"
+        bench_cdc_pgbench_recvlogical "$i"
+    done
+    print_pgbench_report
 }
 
 # ------------------------------------------------------------ sinks mode --
