@@ -12,7 +12,8 @@ KBRIDGE_PACKAGES=(
     dpkg-dev fakeroot lintian man-db zsh systemd
 )
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+# Each step with the script's elapsed time, so slow steps show in CI logs.
+say() { printf '\033[1m==> [%d:%02d] %s\033[0m\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
 
 # Installs what is missing, and only that.
 ensure_packages() {

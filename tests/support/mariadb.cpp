@@ -7,6 +7,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/data_dir_cache.h"
+
 namespace kbridge::test {
 
 std::vector<std::string> MariadbServer::as_mysql(std::vector<std::string> argv) const {
@@ -17,11 +19,10 @@ std::vector<std::string> MariadbServer::as_mysql(std::vector<std::string> argv) 
 
 MariadbServer::MariadbServer(const TempDir& dir)
     : data_(dir.file("mariadb")), dir_(dir.path().string()), port_(free_port()) {
-    Process install(as_mysql({"mariadb-install-db", "--no-defaults", "--datadir=" + data_,
-                              "--auth-root-authentication-method=normal", "--skip-test-db"}),
-                    dir_);
-    if (install.wait(std::chrono::seconds(120)) != 0)
-        throw std::runtime_error("mariadb-install-db failed: " + install.err());
+    copy_initialized_data_dir("mariadb", data_, dir_, [&](const std::string& dir) {
+        return as_mysql({"mariadb-install-db", "--no-defaults", "--datadir=" + dir,
+                         "--auth-root-authentication-method=normal", "--skip-test-db"});
+    });
     // Fast and throwaway: nothing here needs to survive a machine crash.
     server_ = std::make_unique<Process>(
         as_mysql({"mariadbd", "--no-defaults", "--datadir=" + data_,

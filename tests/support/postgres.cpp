@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "support/data_dir_cache.h"
+
 namespace kbridge::test {
 namespace {
 
@@ -62,10 +64,11 @@ std::vector<std::string> PostgresServer::as_postgres(std::vector<std::string> ar
 
 PostgresServer::PostgresServer(const TempDir& dir)
     : bin_(newest_postgres_bin()), data_(dir.file("pgdata")), dir_(dir.path().string()), port_(free_port()) {
-    Process initdb(as_postgres({bin_ + "/initdb", "-D", data_, "-U", "postgres", "-A", "trust", "--no-sync",
-                                "-E", "UTF8", "--no-locale"}),
-                   dir_);
-    if (initdb.wait(std::chrono::seconds(120)) != 0) throw std::runtime_error("initdb failed: " + initdb.err());
+    const std::string version = std::filesystem::path(bin_).parent_path().filename().string();
+    copy_initialized_data_dir("postgres" + version, data_, dir_, [&](const std::string& dir) {
+        return as_postgres({bin_ + "/initdb", "-D", dir, "-U", "postgres", "-A", "trust",
+                            "--no-sync", "-E", "UTF8", "--no-locale"});
+    });
     // Fast and throwaway: nothing here needs to survive a machine crash.
     server_ = std::make_unique<Process>(
         as_postgres({bin_ + "/postgres", "-D", data_, "-p", std::to_string(port_), "-k", dir_, "-c",
