@@ -7,6 +7,8 @@
 # for longer hunts.
 # Exits non-zero on any finding (crash, sanitizer report, leak, timeout, out of memory), naming the
 # input that caused it: rerun it with build-fuzz/tests/fuzz/fuzz_TARGET FILE.
+# KBRIDGE_FUZZ_BUILD_DIR names another tree configured with -DKBRIDGE_FUZZ=ON to build in
+# (scripts/test.sh's sanitizer tree); the default, build-fuzz, is configured here.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$KBRIDGE_ROOT"
@@ -27,13 +29,16 @@ ensure_packages clang libclang-rt-14-dev
 say "build the fuzz targets (clang, -fsanitize=fuzzer,address,undefined)"
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
-    -DKBRIDGE_FUZZ=ON -DKBRIDGE_TESTS=OFF -DKBRIDGE_WERROR=ON "${launcher[@]}" >/dev/null
-ninja -C build-fuzz "${selected[@]/#/fuzz_}"
+tree=${KBRIDGE_FUZZ_BUILD_DIR:-build-fuzz}
+if ! grep -q '^KBRIDGE_FUZZ:BOOL=ON' "$tree/CMakeCache.txt" 2>/dev/null; then
+    cmake -S . -B "$tree" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+        -DKBRIDGE_FUZZ=ON -DKBRIDGE_TESTS=OFF -DKBRIDGE_WERROR=ON "${launcher[@]}" >/dev/null
+fi
+ninja -C "$tree" "${selected[@]/#/fuzz_}"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-findings=build-fuzz/findings
+findings=$tree/findings
 failed=0
 for t in "${selected[@]}"; do
     say "fuzz $t for ${seconds} s"
@@ -42,7 +47,7 @@ for t in "${selected[@]}"; do
     log=$work/$t.log
     status=0
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-        "build-fuzz/tests/fuzz/fuzz_$t" -max_total_time="$seconds" -seed="${FUZZ_SEED:-1}" \
+        "$tree/tests/fuzz/fuzz_$t" -max_total_time="$seconds" -seed="${FUZZ_SEED:-1}" \
         -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 -artifact_prefix="$findings/$t/" "$work/$t" >"$log" 2>&1 || status=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
@@ -58,6 +63,6 @@ for t in "${selected[@]}"; do
         true
     input=$(sed -n 's/.*Test unit written to //p' "$log" | tail -1)
     echo "$t: FINDING after ${runs:-?} executions (exit $status); input: ${input:-none written}" >&2
-    [[ -n $input ]] && echo "  reproduce: build-fuzz/tests/fuzz/fuzz_$t $input" >&2
+    [[ -n $input ]] && echo "  reproduce: $tree/tests/fuzz/fuzz_$t $input" >&2
 done
 exit "$failed"

@@ -105,6 +105,26 @@ class PostgresCdc : public ::testing::Test {
             std::this_thread::sleep_for(20ms);
         }
     }
+    // 40,000 rows inserted in one transaction; a follow run (batches of 20, `sink` lines under
+    // sink:) stopped with SIGTERM after 500 of its changes arrived, whose count is `first`;
+    // then a --once run to the end.
+    void stop_inside_a_transaction_then_finish(const std::string& sink, int64_t& first) {
+        pg.exec("CREATE TABLE events (id serial PRIMARY KEY, note text)");
+        const std::string path =
+            config("      tables: [events]\n      snapshot: never\n      batch_size: 20\n", sink);
+        ASSERT_EQ(run(path).code, 0);
+        pg.exec("INSERT INTO events (note) SELECT 'x' FROM generate_series(1, 40000)");
+        {
+            Process follow(args(path, false), dir.path().string(), env());
+            wait_for_messages(follow, 500);
+            follow.signal(SIGTERM);
+            ASSERT_EQ(follow.wait(20s), 0) << follow.err();
+        }
+        first = message_count(kafka.bootstraps(), "changes");
+        ASSERT_LT(first, 40000) << "the stop came after the transaction: nothing tested";
+        const RunResult rest = run(path);
+        ASSERT_EQ(rest.code, 0) << rest.err;
+    }
     // id (the record key) -> times it arrived with op `op`.
     std::map<long long, int> ids(const std::vector<Change>& changes,
                                  const std::string& ops = "cr") {

@@ -178,21 +178,8 @@ TEST_F(PostgresCdc, ChecksAtStartRefuseWithClearErrors) {
 TEST_F(PostgresCdc, StopInsideATransactionThenRestartDeliversEachChangeOnce) {
     // The slot cannot confirm a transaction half delivered: a restart gets all of it again, and
     // only the checkpoint's index (changes share the commit LSN) tells what was delivered.
-    pg.exec("CREATE TABLE events (id serial PRIMARY KEY, note text)");
-    const std::string path =
-        config("      tables: [events]\n      snapshot: never\n      batch_size: 20\n");
-    ASSERT_EQ(run(path).code, 0);
-    pg.exec("INSERT INTO events (note) SELECT 'x' FROM generate_series(1, 40000)");
-    {
-        Process follow(args(path, false), dir.path().string(), env());
-        wait_for_messages(follow, 500);
-        follow.signal(SIGTERM);
-        ASSERT_EQ(follow.wait(20s), 0) << follow.err();
-    }
-    const int64_t first = message_count(kafka.bootstraps(), "changes");
-    ASSERT_LT(first, 40000) << "the stop came after the transaction: nothing tested";
-    const RunResult rest = run(path);
-    ASSERT_EQ(rest.code, 0) << rest.err;
+    int64_t first = 0;
+    ASSERT_NO_FATAL_FAILURE(stop_inside_a_transaction_then_finish("", first));
     expect_each_once(ids(consume()), 40000);
 }
 
