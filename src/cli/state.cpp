@@ -191,6 +191,8 @@ int state_command(const StateArgs& args) {
                 return kExitUsage;
             }
             if (args.drop_slot) cdc->drop_slot_and_publication();
+            if (PositionCommitter* committer = target.pipeline.sink->position_committer())
+                committer->reset_position();  // exactly_once keeps it in Kafka
             store.reset();
             std::printf("%s: position reset; the next run starts from the beginning\n",
                         args.pipeline.c_str());

@@ -26,6 +26,8 @@ class PositionCommitter {
     virtual std::optional<Position> committed() const = 0;
     // The position committed last, read without fencing a running pipeline (kbridge state).
     virtual std::optional<Position> peek_position() = 0;
+    // Forgets the committed position (kbridge state reset): the next start begins anew.
+    virtual void reset_position() = 0;
 };
 
 // A position as one JSON object of strings (what an offsets topic holds), and back; decoding

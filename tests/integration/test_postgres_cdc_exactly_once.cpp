@@ -110,6 +110,14 @@ TEST_F(PostgresCdc, ExactlyOnceSnapshotAndChangesArriveOnceAndARerunSendsNothing
     EXPECT_NE(shown.out.find("committed in Kafka by kafka:changes"), std::string::npos)
         << shown.out;
     EXPECT_NE(shown.out.find("snapshot = done"), std::string::npos) << shown.out;
+    // A reset forgets the position kept in Kafka too: the next run reads the table again.
+    const std::vector<std::string> state{"state", "reset",       path,
+                                         "p",     "--state-dir", dir.file("state")};
+    ASSERT_EQ(run_kbridge(state, dir.path().string(), env()).code, 0);
+    ASSERT_EQ(run(path).code, 0);
+    EXPECT_EQ(ids(consume(), "r").size(), 4000u);
+    for (const auto& [id, times] : ids(consume(), "r"))
+        ASSERT_EQ(times, id <= 3000 ? 2 : 1) << "id " << id;
 }
 
 TEST_F(PostgresCdc, ExactlyOnceSplitsATransactionOutlastingHalfTheTimeoutAtExactPositions) {

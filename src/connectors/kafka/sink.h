@@ -67,6 +67,7 @@ class KafkaSink : public Sink, private PositionCommitter {
     void advance(const ResumePoint& point) override { transactions_->advance(point); }
     std::optional<Position> committed() const override { return transactions_->committed(); }
     std::optional<Position> peek_position() override;
+    void reset_position() override { transactions_->reset_position(start_timeout()); }
     std::chrono::milliseconds start_timeout() const;
     bool settle_dead_letters();
     static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque);

@@ -170,6 +170,31 @@ std::optional<Position> KafkaTransactions::read_position(milliseconds timeout) c
     }
 }
 
+void KafkaTransactions::reset_position(milliseconds timeout) const {
+    KafkaConf conf = make_kafka_conf(settings_.connection);
+    rd_kafka_resp_err_t delivery = RD_KAFKA_RESP_ERR__TIMED_OUT;  // until a report says otherwise
+    rd_kafka_conf_set_opaque(conf.get(), &delivery);
+    rd_kafka_conf_set_dr_msg_cb(conf.get(),
+                                [](rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {
+                                    *static_cast<rd_kafka_resp_err_t*>(opaque) = message->err;
+                                });
+    char error[512];
+    KafkaHandle producer(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), error, sizeof error));
+    if (!producer) throw std::runtime_error(std::string("kafka producer: ") + error);
+    conf.release();  // rd_kafka_new took it
+    const std::string& key = settings_.transactional_id;
+    if (const rd_kafka_resp_err_t err = rd_kafka_producev(
+            producer.get(), RD_KAFKA_V_TOPIC(settings_.offsets_topic.c_str()),
+            RD_KAFKA_V_KEY(key.data(), key.size()), RD_KAFKA_V_VALUE(nullptr, 0), RD_KAFKA_V_END))
+        throw std::runtime_error("kafka offsets topic " + settings_.offsets_topic + ": " +
+                                 rd_kafka_err2str(err));
+    rd_kafka_flush(producer.get(), timeout_ms(timeout));
+    if (delivery)
+        throw std::runtime_error("kafka offsets topic " + settings_.offsets_topic +
+                                 ": the reset of " + key + " was not written (" +
+                                 rd_kafka_err2str(delivery) + ")");
+}
+
 void KafkaTransactions::before_send() {
     if (open_) return;
     if (auto failure = take(rd_kafka_begin_transaction(producer_)))

@@ -37,6 +37,8 @@ class KafkaTransactions {
     void start(rd_kafka_t* producer, std::chrono::milliseconds timeout);
     // The position committed last, without fencing anyone (--dry-run, kbridge state show).
     std::optional<Position> read_position(std::chrono::milliseconds timeout) const;
+    // Writes a tombstone for the position (kbridge state reset, with no pipeline running).
+    void reset_position(std::chrono::milliseconds timeout) const;
     // Before a record is produced: opens a transaction when none is open.
     void before_send();
     void sent() { sent_since_advance_ = true; }
