@@ -19,15 +19,14 @@ namespace {
     std::abort();
 }
 
-}  // namespace
-
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-    const std::string text(reinterpret_cast<const char*>(data), size);
-    // Refused text must never be quoted back (it may hold a secret): a marker put somewhere in it
-    // must not show in the error or the mask. (Checking for the whole text would also flag an
-    // input that happens to be a piece of a fixed message.)
+// Refused text must never be quoted back (it may hold a secret): a marker put somewhere in it
+// must not show in the error or the mask. (Checking for the whole text would also flag an input
+// that happens to be a piece of a fixed message; input that already holds the marker, learnt by
+// the fuzzer from the comparisons, would be flagged for showing its own harmless scheme.)
+void check_refused_text_is_hidden(const std::string& text, size_t marker_at) {
+    if (text.find("KBZ") != std::string::npos) return;
     std::string marked = text;
-    marked.insert(size ? data[0] % (size + 1) : 0, "\x7fKBZ");
+    marked.insert(marker_at, "\x7fKBZ");
     try {
         kbridge::parse_connection_string(marked);
     } catch (const std::invalid_argument& e) {
@@ -36,6 +35,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (kbridge::mask_connection_string(marked).find("KBZ") != std::string::npos)
             finding("text that does not parse is shown", marked);
     }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    const std::string text(reinterpret_cast<const char*>(data), size);
+    check_refused_text_is_hidden(text, size ? data[0] % (size + 1) : 0);
     kbridge::ConnectionString parsed;
     try {
         parsed = kbridge::parse_connection_string(text);
