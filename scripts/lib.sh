@@ -8,7 +8,7 @@ KBRIDGE_PACKAGES=(
     librdkafka-dev libhiredis-dev libpqxx-dev libcli11-dev libyaml-cpp-dev libspdlog-dev
     libsimdjson-dev libsystemd-dev libssl-dev libsqlite3-dev sqlite3
     redis-server postgresql mariadb-server mariadb-client libmariadb-dev kcat python3-confluent-kafka python3-kafka python3-redis
-    python3-prometheus-client time procps clang libclang-rt-14-dev
+    python3-prometheus-client time procps clang clang-format libclang-rt-14-dev
     dpkg-dev fakeroot lintian man-db zsh systemd
 )
 

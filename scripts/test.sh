@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs every test: once normally, once under
+# Installs what is missing, checks the formatting, builds, and runs every test: once normally, once under
 # AddressSanitizer + UndefinedBehaviorSanitizer; then fuzzes every parser for 10 s each (CI time;
 # scripts/fuzz.sh runs longer).
 set -euo pipefail
@@ -7,6 +7,9 @@ source "$(dirname "$0")/lib.sh"
 cd "$KBRIDGE_ROOT"
 
 ensure_packages "${KBRIDGE_PACKAGES[@]}"
+
+say "formatting (.clang-format)"
+find src tests -name '*.cpp' -o -name '*.h' | sort | xargs clang-format --dry-run --Werror
 
 say "build (warnings are errors)"
 build_kbridge build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKBRIDGE_WERROR=ON

@@ -17,7 +17,7 @@ struct Mark {
 };
 
 class ConfigError : public std::runtime_error {
-public:
+  public:
     ConfigError(const Mark& mark, const std::string& path, const std::string& message)
         : std::runtime_error(mark.str() + ": " + (path.empty() ? "" : path + ": ") + message) {}
     explicit ConfigError(const std::string& message) : std::runtime_error(message) {}

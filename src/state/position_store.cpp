@@ -17,10 +17,14 @@ namespace {
 std::string escape(const std::string& text) {
     std::string out;
     for (char c : text) {
-        if (c == '\\') out += "\\\\";
-        else if (c == '\n') out += "\\n";
-        else if (c == '\t') out += "\\t";
-        else out += c;
+        if (c == '\\')
+            out += "\\\\";
+        else if (c == '\n')
+            out += "\\n";
+        else if (c == '\t')
+            out += "\\t";
+        else
+            out += c;
     }
     return out;
 }
@@ -62,7 +66,8 @@ std::optional<Position> PositionStore::load() const {
     while (std::getline(in, line)) {
         if (line.empty() || line[0] == '#') continue;
         const auto tab = line.find('\t');
-        if (tab == std::string::npos) throw std::runtime_error(path_ + ": malformed line '" + line + "'");
+        if (tab == std::string::npos)
+            throw std::runtime_error(path_ + ": malformed line '" + line + "'");
         position[line.substr(0, tab)] = unescape(line.substr(tab + 1));
     }
     return position;

@@ -11,7 +11,7 @@ namespace kbridge {
 using Position = std::map<std::string, std::string>;
 
 class PositionStore {
-public:
+  public:
     PositionStore(std::string state_dir, const std::string& pipeline);
     // None when no position was stored yet. Throws std::runtime_error on an unreadable file.
     std::optional<Position> load() const;
@@ -19,7 +19,7 @@ public:
     void reset() const;
     const std::string& path() const { return path_; }
 
-private:
+  private:
     std::string dir_;
     std::string path_;
 };

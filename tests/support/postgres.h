@@ -17,13 +17,13 @@ using PgRows = std::vector<std::vector<std::optional<std::string>>>;
 // One connection of its own: a test can hold a transaction open in one session while another
 // commits.
 class PostgresSession {
-public:
+  public:
     explicit PostgresSession(const std::string& url);
     void exec(const std::string& sql);  // throws std::runtime_error with the server's message
     PgRows query(const std::string& sql);
     std::string scalar(const std::string& sql);
 
-private:
+  private:
     struct Deleter {
         void operator()(PGconn* c) const { PQfinish(c); }
     };
@@ -31,7 +31,7 @@ private:
 };
 
 class PostgresServer {
-public:
+  public:
     explicit PostgresServer(const TempDir& dir);
     ~PostgresServer();
     int port() const { return port_; }
@@ -40,7 +40,7 @@ public:
     PgRows query(const std::string& sql) { return session_->query(sql); }
     std::string scalar(const std::string& sql) { return session_->scalar(sql); }
 
-private:
+  private:
     std::vector<std::string> as_postgres(std::vector<std::string> argv) const;
 
     std::string bin_, data_, dir_;

@@ -12,18 +12,18 @@
 namespace kbridge::test {
 
 class TempDir {
-public:
+  public:
     TempDir();
     ~TempDir();
     const std::filesystem::path& path() const { return path_; }
     std::string file(const std::string& name) const { return (path_ / name).string(); }
 
-private:
+  private:
     std::filesystem::path path_;
 };
 
 class Process {
-public:
+  public:
     // Starts `argv` with `env` added to the environment; stdout/stderr go to files in `dir`.
     Process(std::vector<std::string> argv, const std::string& dir,
             const std::map<std::string, std::string>& env = {}, const std::string& stdin_file = "");
@@ -39,7 +39,7 @@ public:
     std::string out() const;
     std::string err() const;
 
-private:
+  private:
     pid_t pid_ = -1;
     int status_ = -1;
     bool exited_ = false;

@@ -65,7 +65,9 @@ TEST(Config, EveryExampleConfigValidates) {
     EXPECT_GE(seen, 3);
 }
 
-TEST(Config, AGoodFileHasNoError) { EXPECT_EQ(error_of(kGood), ""); }
+TEST(Config, AGoodFileHasNoError) {
+    EXPECT_EQ(error_of(kGood), "");
+}
 
 TEST(Config, UnknownOptionNamesLineColumnAndANearMiss) {
     EXPECT_EQ(error_of(with_source_line("      kye: x")),
@@ -74,7 +76,10 @@ TEST(Config, UnknownOptionNamesLineColumnAndANearMiss) {
 
 TEST(Config, UnknownOptionFarFromAnyListsTheKnownOnes) {
     const std::string e = error_of(with_source_line("      zzzzzzzz: x"));
-    EXPECT_EQ(e.rfind("p.yaml:7:7: pipelines[0].source: unknown option 'zzzzzzzz' (known: type, key,", 0), 0u) << e;
+    EXPECT_EQ(
+        e.rfind("p.yaml:7:7: pipelines[0].source: unknown option 'zzzzzzzz' (known: type, key,", 0),
+        0u)
+        << e;
 }
 
 TEST(Config, WrongTypeNamesTheValue) {
@@ -90,7 +95,9 @@ TEST(Config, ChoiceOutsideItsValues) {
 TEST(Config, UnknownConnectorTypeSuggestsTheNearest) {
     std::string text = kGood;
     text.replace(text.find("redis_list"), 10, "redis_lst");
-    EXPECT_EQ(error_of(text), "p.yaml:5:13: pipelines[0].source.type: unknown source type 'redis_lst' (did you mean 'redis_list'?)");
+    EXPECT_EQ(error_of(text),
+              "p.yaml:5:13: pipelines[0].source.type: unknown source type 'redis_lst' (did you "
+              "mean 'redis_list'?)");
 }
 
 TEST(Config, MissingRequiredOption) {
@@ -101,15 +108,17 @@ TEST(Config, MissingRequiredOption) {
 
 TEST(Config, UnsetEnvironmentVariableWithoutDefault) {
     unsetenv("KBRIDGE_TEST_UNSET");
-    EXPECT_EQ(error_of(with_source_line("      consumer: ${KBRIDGE_TEST_UNSET}")),
-              "p.yaml:7:17: environment variable 'KBRIDGE_TEST_UNSET' is not set and has no default "
-              "(write ${KBRIDGE_TEST_UNSET:-default})");
+    EXPECT_EQ(
+        error_of(with_source_line("      consumer: ${KBRIDGE_TEST_UNSET}")),
+        "p.yaml:7:17: environment variable 'KBRIDGE_TEST_UNSET' is not set and has no default "
+        "(write ${KBRIDGE_TEST_UNSET:-default})");
 }
 
 TEST(Config, EnvironmentVariablesAndDefaultsExpand) {
     setenv("KBRIDGE_TEST_SET", "from-env", 1);
     unsetenv("KBRIDGE_TEST_UNSET");
-    EXPECT_EQ(expand_env("a-${KBRIDGE_TEST_SET}-${KBRIDGE_TEST_UNSET:-dflt}-$${x}", Mark{}), "a-from-env-dflt-${x}");
+    EXPECT_EQ(expand_env("a-${KBRIDGE_TEST_SET}-${KBRIDGE_TEST_UNSET:-dflt}-$${x}", Mark{}),
+              "a-from-env-dflt-${x}");
 }
 
 TEST(Config, YamlSyntaxErrorHasItsPlace) {
@@ -119,7 +128,8 @@ TEST(Config, YamlSyntaxErrorHasItsPlace) {
 
 TEST(Config, TemplateErrorNamesTheOption) {
     std::string text = kGood + "      key: \"{user_id\"\n";
-    EXPECT_EQ(error_of(text), "p.yaml:10:12: pipelines[0].sink.key: unclosed '{' in template '{user_id'");
+    EXPECT_EQ(error_of(text),
+              "p.yaml:10:12: pipelines[0].sink.key: unclosed '{' in template '{user_id'");
 }
 
 TEST(Config, DuplicatePipelineNames) {
@@ -130,11 +140,13 @@ TEST(Config, DuplicatePipelineNames) {
 TEST(Config, UnsupportedVersion) {
     std::string text = kGood;
     text.replace(0, 10, "version: 2");
-    EXPECT_EQ(error_of(text), "p.yaml:1:10: version: unsupported version (this kbridge reads version 1)");
+    EXPECT_EQ(error_of(text),
+              "p.yaml:1:10: version: unsupported version (this kbridge reads version 1)");
 }
 
 TEST(Config, UnknownTopLevelKey) {
-    EXPECT_EQ(error_of("pipelnes: []\n" + kGood), "p.yaml:1:1: unknown option 'pipelnes' (did you mean 'pipelines'?)");
+    EXPECT_EQ(error_of("pipelnes: []\n" + kGood),
+              "p.yaml:1:1: unknown option 'pipelnes' (did you mean 'pipelines'?)");
 }
 
 TEST(Config, SetOverridesByPipelineNameAndChecksTheValue) {
@@ -190,7 +202,8 @@ TEST(Config, ReferencesAreReadAsBefore) {
 TEST(Config, SetReachesDottedKafkaProperties) {
     TempDir dir;
     write_file(dir.file("p.yaml"), kGood);
-    const Config config = load_config(dir.file("p.yaml"), {"kafka.properties.compression.type=zstd"});
+    const Config config =
+        load_config(dir.file("p.yaml"), {"kafka.properties.compression.type=zstd"});
     EXPECT_EQ(config.kafka.string_map("properties").at("compression.type"), "zstd");
 }
 

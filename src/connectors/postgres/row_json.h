@@ -13,7 +13,7 @@
 namespace kbridge {
 
 class RowJson {
-public:
+  public:
     enum class Kind { Number, Bool, String, Json };
     struct Column {
         std::string name;
@@ -25,10 +25,11 @@ public:
 
     explicit RowJson(std::vector<Column> columns);
     // Appends {"name":value,...} for one row; `values[i]` is none for NULL.
-    void append(const std::vector<std::optional<std::string_view>>& values, size_t first, std::vector<char>& out) const;
+    void append(const std::vector<std::optional<std::string_view>>& values, size_t first,
+                std::vector<char>& out) const;
     size_t size() const { return columns_.size(); }
 
-private:
+  private:
     std::vector<Column> columns_;
     std::vector<std::string> prefixes_;  // ,"name": (escaped), the first without the comma
 };
