@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <functional>
 #include <map>
+#include <memory>
 #include <stdexcept>
 
 #include "cli/commands.h"
@@ -13,6 +14,7 @@
 #include "connectors/postgres_cdc/cdc_source.h"
 #include "connectors/redis/list_source.h"
 #include "core/secrets.h"
+#include "state/lock.h"
 #include "state/position_store.h"
 #include "state/state_dir.h"
 
@@ -184,6 +186,11 @@ int state_command(const StateArgs& args) {
     StateTarget target{args, built.front(), store};
     const SourceState state = state_of(built.front().source_type);
     try {
+        // A running pipeline would write its position over the change (or, with exactly_once,
+        // commit a new one after the reset): writing takes the run's lock, so it waits for no run.
+        std::unique_ptr<PipelineLock> lock;
+        if (args.action != "show")
+            lock = std::make_unique<PipelineLock>(resolve_state_dir(args.state_dir), args.pipeline);
         if (args.action == "reset") {
             auto* cdc = dynamic_cast<PostgresCdcSource*>(target.pipeline.source.get());
             if (args.drop_slot && !cdc) {
@@ -223,6 +230,10 @@ int state_command(const StateArgs& args) {
         }
         state.show(target);
         return kExitOk;
+    } catch (const LockHeld& e) {
+        std::fprintf(stderr, "kbridge: state %s %s: %s; stop it first, nothing was written\n",
+                     args.action.c_str(), args.pipeline.c_str(), e.what());
+        return kExitLocked;
     } catch (const StateRefused& e) {
         std::fprintf(stderr, "kbridge: state set %s: %s; nothing was written\n",
                      args.pipeline.c_str(), scrub_secrets(e.what()).c_str());

@@ -310,6 +310,39 @@ TEST_F(PostgresToKafka, StateShowSetAndReset) {
     EXPECT_NE(after_reset.err.find("read 10, delivered 10"), std::string::npos) << after_reset.err;
 }
 
+TEST_F(PostgresToKafka, StateSetAndResetWaitForNoRun) {
+    pg.exec(
+        "CREATE TABLE events (id int PRIMARY KEY); INSERT INTO events SELECT generate_series(1, "
+        "10)");
+    const std::string path = config(
+        "      table: events\n      mode: incrementing\n      incrementing_column: id\n      "
+        "poll_interval: 200ms\n");
+    auto state = [&](std::vector<std::string> args) {
+        args.insert(args.end(), {"--state-dir", dir.file("state")});
+        return run_kbridge(args, dir.path().string(), env());
+    };
+    Process follow({KBRIDGE_BINARY, "run", path, "--state-dir", dir.file("state")},
+                   dir.path().string(), env());
+    wait_for_messages(follow, 10);
+    // The follow run would save its position over the change.
+    for (const auto& action :
+         {std::vector<std::string>{"state", "set", path, "p", "incrementing=3"},
+          std::vector<std::string>{"state", "reset", path, "p"}}) {
+        const RunResult refused = state(action);
+        EXPECT_EQ(refused.code, 75) << refused.err;
+        EXPECT_NE(refused.err.find("is already running"), std::string::npos) << refused.err;
+        EXPECT_NE(refused.err.find("nothing was written"), std::string::npos) << refused.err;
+    }
+    const RunResult shown = state({"state", "show", path, "p"});
+    EXPECT_EQ(shown.code, 0) << shown.err;
+    EXPECT_NE(shown.out.find("incrementing = 10"), std::string::npos) << shown.out;
+    follow.signal(SIGTERM);
+    ASSERT_EQ(follow.wait(10s), 0) << follow.err();
+    ASSERT_EQ(state({"state", "set", path, "p", "incrementing=3"}).code, 0);
+    const RunResult after_set = run(path);
+    EXPECT_NE(after_set.err.find("read 7, delivered 7"), std::string::npos) << after_set.err;
+}
+
 }  // namespace
 }  // namespace kbridge::test
 
