@@ -2,6 +2,8 @@
 
 #include <errmsg.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 
@@ -87,12 +89,16 @@ void MysqlConnection::connect() {
     mysql_options(c.get(), MYSQL_OPT_CONNECT_TIMEOUT, &connect);
     mysql_options(c.get(), MYSQL_OPT_READ_TIMEOUT, &io);
     mysql_options(c.get(), MYSQL_OPT_WRITE_TIMEOUT, &io);
+    const unsigned local_infile = 1;  // served by infile_read() only: see load_data()
+    mysql_options(c.get(), MYSQL_OPT_LOCAL_INFILE, &local_infile);
     if (!mysql_real_connect(c.get(), u.host.c_str(), u.user.c_str(),
                             u.password.empty() ? nullptr : u.password.c_str(), u.database.c_str(),
                             u.port, u.socket.empty() ? nullptr : u.socket.c_str(), 0))
         throw SqlError(
             "mysql " + redacted_ + ": cannot connect: " + scrub_secrets(mysql_error(c.get())),
             std::to_string(mysql_errno(c.get())), true);
+    mysql_set_local_infile_handler(c.get(), infile_init, infile_read, infile_end, infile_error,
+                                   this);
     conn_ = std::move(c);
     exec(
         "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,"
@@ -122,6 +128,38 @@ void MysqlConnection::exec(const std::string& sql) {
     if (mysql_real_query(conn_.get(), sql.data(), sql.size()) != 0)
         fail(mysql_errno(conn_.get()), mysql_sqlstate(conn_.get()), mysql_error(conn_.get()));
     if (MYSQL_RES* r = mysql_store_result(conn_.get())) mysql_free_result(r);
+}
+
+uint64_t MysqlConnection::load_data(const std::string& sql, std::string_view data,
+                                    unsigned& warnings) {
+    if (!conn_) throw SqlError("mysql " + redacted_ + ": not connected", "", true);
+    infile_ = data;
+    const int rc = mysql_real_query(conn_.get(), sql.data(), sql.size());
+    infile_.reset();
+    if (rc != 0)
+        fail(mysql_errno(conn_.get()), mysql_sqlstate(conn_.get()), mysql_error(conn_.get()));
+    warnings = mysql_warning_count(conn_.get());
+    return mysql_affected_rows(conn_.get());
+}
+
+// A server may ask for a local file in answer to any statement: only load_data()'s own data is
+// ever sent, whatever file it names.
+int MysqlConnection::infile_init(void** state, const char*, void* self) {
+    *state = self;
+    return static_cast<MysqlConnection*>(self)->infile_ ? 0 : 1;
+}
+
+int MysqlConnection::infile_read(void* state, char* buffer, unsigned int size) {
+    auto& data = *static_cast<MysqlConnection*>(state)->infile_;
+    const size_t n = std::min<size_t>(size, data.size());
+    std::memcpy(buffer, data.data(), n);
+    data.remove_prefix(n);
+    return static_cast<int>(n);
+}
+
+int MysqlConnection::infile_error(void*, char* message, unsigned int size) {
+    std::snprintf(message, size, "kbridge sends only its own rows as a local file");
+    return CR_UNKNOWN_ERROR;
 }
 
 MYSQL_STMT* MysqlConnection::prepared(const std::string& sql, const MysqlParams& params) {

@@ -5,6 +5,7 @@
 #include <mysql.h>
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -39,6 +40,10 @@ class MysqlConnection {
     // A prepared statement with `params` bound as text (NULL for nullopt).
     void execute(const std::string& sql, const MysqlParams& params);
     MysqlRows query(const std::string& sql, const MysqlParams& params);
+    // `LOAD DATA LOCAL INFILE ...` whose file is `data`: the connection serves only the data
+    // given here, never a file the server names. Returns the rows it affected and sets
+    // `warnings` (with LOCAL the server turns refusals into warnings).
+    uint64_t load_data(const std::string& sql, std::string_view data, unsigned& warnings);
     static std::string quote_identifier(const std::string& name);
     static std::string quote_table(const std::string& table);
     [[noreturn]] void drop(const std::string& why);
@@ -51,6 +56,10 @@ class MysqlConnection {
         void operator()(MYSQL_STMT* s) const { mysql_stmt_close(s); }
     };
     MYSQL_STMT* prepared(const std::string& sql, const MysqlParams& params);
+    static int infile_init(void** state, const char* file, void* self);
+    static int infile_read(void* state, char* buffer, unsigned int size);
+    static void infile_end(void*) {}
+    static int infile_error(void* state, char* message, unsigned int size);
     [[noreturn]] void fail(unsigned number, const char* sqlstate, const char* message);
 
     std::string url_, redacted_;
@@ -60,6 +69,7 @@ class MysqlConnection {
     std::vector<MYSQL_BIND> binds_;
     std::vector<unsigned long> lengths_;
     std::vector<my_bool> nulls_;
+    std::optional<std::string_view> infile_;  // what load_data() serves, while it runs
 };
 
 }  // namespace kbridge
