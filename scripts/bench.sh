@@ -80,6 +80,8 @@
 #                        kcat | mariadb LOAD DATA LOCAL INFILE and kcat | sqlite3 .import)
 #   BENCH_POISON_ALL=20000  records of the poison mode's wholly refused runs
 #   BENCH_FAST=1         0: skip the poison mode's second PostgreSQL (fsync off)
+#   BENCH_SHELL_KCAT=1   0: the shell mode times only pipeline and pipeline+5tx (skips produce
+#                        and consume against kcat, e.g. while working on transforms)
 #   BENCH_PGBENCH_SECONDS=30  length of each pgbench run of the cdc mode; 0 skips that part
 #   BENCH_PGBENCH_CLIENTS=4   pgbench's clients there
 #   BENCH_PGBENCH_RATE=       pgbench's transactions/s there (pgbench -R); empty: as fast as it can
@@ -108,6 +110,7 @@ BENCH_DURABLE=${BENCH_DURABLE:-1}
 BENCH_SQL_DIALECTS=${BENCH_SQL_DIALECTS:-1}
 BENCH_POISON_ALL=${BENCH_POISON_ALL:-20000}
 BENCH_FAST=${BENCH_FAST:-1}
+BENCH_SHELL_KCAT=${BENCH_SHELL_KCAT:-1}
 BENCH_PGBENCH_SECONDS=${BENCH_PGBENCH_SECONDS:-30}
 BENCH_PGBENCH_CLIENTS=${BENCH_PGBENCH_CLIENTS:-4}
 BENCH_PGBENCH_RATE=${BENCH_PGBENCH_RATE:-}
@@ -1625,13 +1628,15 @@ bench_shell() {
     log "redis on 127.0.0.1:$REDIS_PORT, kafka (dev-kafka, 3 brokers) on $BOOT"
 
     generate_events
-    load_shell_topic
+    ((BENCH_SHELL_KCAT == 0)) || load_shell_topic
 
     # Interleaved, as in the redis mode.
     for ((i = 1; i <= BENCH_REPEAT; i++)); do
-        bench_kbridge_produce "$i"
-        bench_kcat "$i"
-        bench_consume_pair "$i"
+        if ((BENCH_SHELL_KCAT != 0)); then
+            bench_kbridge_produce "$i"
+            bench_kcat "$i"
+            bench_consume_pair "$i"
+        fi
         bench_kbridge_redis "$i" pipeline
         bench_kbridge_redis "$i" pipeline+5tx "$SHELL_TRANSFORMS"
     done

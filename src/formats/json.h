@@ -85,6 +85,7 @@ class Value {
     size_t size() const;  // members or elements
 
   private:
+    friend class ObjectWriter;  // copies a value's index along with its text
     const Node& node() const { return nodes_[index_]; }
     const Node* nodes_ = nullptr;
     uint32_t index_ = 0;

@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <stdexcept>
 
 namespace kbridge {
@@ -36,22 +36,70 @@ Template::Formatter parse_formatter(const std::string& name, const std::string& 
                                 "' (known: date, upper, lower, json)");
 }
 
+// Days since 1970-01-01 as a proleptic Gregorian date (Howard Hinnant's civil_from_days): what
+// gmtime_r computes, without its lock and time zone machinery, for years 1970 to 9999.
+void append_day(int64_t days, std::string& out) {
+    const int64_t z = days + 719468;  // days since 0000-03-01, never negative here
+    const int64_t era = z / 146097;
+    const int64_t doe = z - era * 146097;
+    const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const int64_t mp = (5 * doy + 2) / 153;
+    const int64_t day = doy - (153 * mp + 2) / 5 + 1;
+    const int64_t month = mp < 10 ? mp + 3 : mp - 9;
+    const int64_t year = yoe + era * 400 + (month <= 2);
+    const char text[10] = {static_cast<char>('0' + year / 1000),
+                           static_cast<char>('0' + year / 100 % 10),
+                           static_cast<char>('0' + year / 10 % 10),
+                           static_cast<char>('0' + year % 10),
+                           '-',
+                           static_cast<char>('0' + month / 10),
+                           static_cast<char>('0' + month % 10),
+                           '-',
+                           static_cast<char>('0' + day / 10),
+                           static_cast<char>('0' + day % 10)};
+    out.append(text, sizeof text);
+}
+
+// A number's text as milliseconds, as strtoll reads it whole; false for a fraction, an
+// exponent or a value past int64_t.
+bool parse_ms(std::string_view text, long long& ms) {
+    const bool negative = !text.empty() && text[0] == '-';
+    if (negative) text.remove_prefix(1);
+    if (text.empty()) return false;
+    const unsigned long long limit =
+        static_cast<unsigned long long>(std::numeric_limits<long long>::max()) + negative;
+    const bool may_overflow = text.size() >= 19;
+    unsigned long long value = 0;
+    for (const char c : text) {
+        if (c < '0' || c > '9') return false;
+        const unsigned digit = static_cast<unsigned>(c - '0');
+        if (may_overflow && value > (limit - digit) / 10) return false;  // ERANGE
+        value = value * 10 + digit;
+    }
+    ms = negative ? static_cast<long long>(0 - value) : static_cast<long long>(value);
+    return true;
+}
+
 // An ISO date from milliseconds since the epoch (a number's text) or from an ISO 8601 text
 // (its first ten characters); false when the text is neither.
-bool format_date(const std::string& text, bool is_number, std::string& out) {
+bool format_date(std::string_view text, bool is_number, std::string& out) {
     if (!is_number) {
         const bool iso = text.size() >= 10 && text[4] == '-' && text[7] == '-' &&
                          std::isdigit(static_cast<unsigned char>(text[0])) &&
                          std::isdigit(static_cast<unsigned char>(text[5])) &&
                          std::isdigit(static_cast<unsigned char>(text[8]));
-        if (iso) out.append(text, 0, 10);
+        if (iso) out.append(text.substr(0, 10));
         return iso;
     }
-    char* end = nullptr;
-    errno = 0;
-    const long long ms = std::strtoll(text.c_str(), &end, 10);
-    if (text.empty() || *end != '\0' || errno == ERANGE) return false;  // a fraction or exponent
+    long long ms;
+    if (!parse_ms(text, ms)) return false;
     const time_t seconds = static_cast<time_t>(ms / 1000 - (ms % 1000 < 0 ? 1 : 0));
+    constexpr time_t kYear10000 = 253402300800;  // 10000-01-01T00:00:00Z
+    if (seconds >= 0 && seconds < kYear10000) {
+        append_day(seconds / 86400, out);
+        return true;
+    }
     struct tm utc {};
     if (!gmtime_r(&seconds, &utc)) return false;
     char day[32];
@@ -168,8 +216,10 @@ bool Template::render_segment(const Segment& s, const Record& record, FieldLooku
         out += s.literal;
         return true;
     }
-    // The text to format, and whether it is a number (for :date and :json).
-    std::string text;
+    // The text to format, and whether it is a number (for :date and :json); `text` views the
+    // record, its value or `copy`.
+    std::string_view text;
+    std::string copy;
     bool number = false;
     json::Value value;
     switch (s.kind) {
@@ -187,15 +237,15 @@ bool Template::render_segment(const Segment& s, const Record& record, FieldLooku
             text = record.topic;
             break;
         case Kind::Partition:
-            text = std::to_string(record.partition);
+            text = copy = std::to_string(record.partition);
             number = true;
             break;
         case Kind::Offset:
-            text = std::to_string(record.offset);
+            text = copy = std::to_string(record.offset);
             number = true;
             break;
         case Kind::Timestamp:
-            text = std::to_string(record.timestamp);
+            text = copy = std::to_string(record.timestamp);
             number = true;
             break;
         case Kind::Header: {
@@ -230,8 +280,15 @@ bool Template::render_segment(const Segment& s, const Record& record, FieldLooku
                 value.append_json(out);
                 return true;
             }
-            value.append_text(text);
             number = value.kind() == json::Kind::Number;
+            if (number) {
+                text = value.raw();
+            } else if (value.is_string()) {
+                text = value.string(copy);
+            } else {
+                value.append_text(copy);
+                text = copy;
+            }
         }
     }
     switch (s.formatter) {
@@ -254,7 +311,7 @@ bool Template::render_segment(const Segment& s, const Record& record, FieldLooku
             break;
         case Formatter::Date:
             if (!format_date(text, number, out)) {
-                error = "'" + s.literal + "' is '" + text.substr(0, 40) +
+                error = "'" + s.literal + "' is '" + std::string(text.substr(0, 40)) +
                         "', not milliseconds since the epoch or an ISO date, for :date";
                 return false;
             }

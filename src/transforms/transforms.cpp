@@ -27,6 +27,15 @@ std::string join(const std::vector<std::string>& words) {
     return out;
 }
 
+// The text a filter compares: as append_text() has it, without copying what needs no change.
+std::string_view filter_text(const json::Value& value, std::string& scratch) {
+    if (value.is_string()) return value.string(scratch);
+    if (!value.is_object() && !value.is_array()) return value.raw();
+    scratch.clear();
+    value.append_json(scratch);
+    return scratch;
+}
+
 }  // namespace
 
 const OptionTable& transform_options() {
@@ -35,10 +44,27 @@ const OptionTable& transform_options() {
 
 struct TransformChain::Step {
     enum class Kind { Drop, Rename, Set, Filter, Select };
+    // A field name a step gives: as compared, and as written (quoted once, here).
+    struct Name {
+        explicit Name(std::string name) : text(std::move(name)) {
+            escaped = json::ObjectWriter::quote(text, quoted).escaped;
+        }
+        json::ObjectWriter::Name written() const { return {quoted, escaped}; }
+        std::string text, quoted;
+        bool escaped;  // the quoted text holds escapes
+    };
     struct Assignment {
-        std::string field;
+        Name field;
         std::optional<Template> tmpl;
-        std::string json;  // a constant's JSON text, without a template
+        std::string json;                      // a constant's JSON text, without a template
+        json::Kind kind = json::Kind::String;  // the constant's
+        bool escaped = false;                  // a constant string's JSON holds escapes
+        bool lone = false;                     // tmpl is one field reference: copied with its type
+        bool lone_fallback = false;            // that reference has a default
+    };
+    struct Rename {
+        std::string from;
+        Name to;
     };
     struct Condition {
         std::string name;  // dotted, as written
@@ -48,7 +74,7 @@ struct TransformChain::Step {
     Kind kind;
     std::string label;  // e.g. "transforms[2] set"
     std::vector<std::string> names;
-    std::vector<std::pair<std::string, std::string>> renames;
+    std::vector<Rename> renames;
     std::vector<Assignment> sets;
     std::vector<Condition> conditions;
 };
@@ -65,12 +91,7 @@ class TransformChain::Lookup : public FieldLookup {
         } else {
             const Entry* e = chain_.find(path[0]);
             if (!e) return false;
-            if (e->owned) {
-                std::string error;
-                if (!chain_.lookup_decoder_.decode_any(e->text, out, error)) return false;
-            } else {
-                out = e->value;
-            }
+            out = chain_.value_of(*e);
             from = 1;
         }
         for (size_t i = from; i < path.size(); ++i)
@@ -121,7 +142,7 @@ TransformChain::TransformChain(const YAML::Node& list, const std::string& file,
                 const std::string from = entry.first.Scalar(), to = entry.second.Scalar();
                 top_level(entry.first, at, from);
                 top_level(entry.second, at + "." + from, to);
-                step.renames.emplace_back(from, to);
+                step.renames.push_back({from, Step::Name(to)});
             }
         } else if (name == "set") {
             step.kind = Step::Kind::Set;
@@ -130,14 +151,15 @@ TransformChain::TransformChain(const YAML::Node& list, const std::string& file,
                 top_level(entry.first, at, field);
                 const YAML::Node value = entry.second;
                 if (value.IsNull()) {
-                    step.sets.push_back({field, std::nullopt, "null"});
+                    step.sets.push_back(
+                        {Step::Name(field), std::nullopt, "null", json::Kind::Null});
                     continue;
                 }
                 if (!value.IsScalar())
                     throw ConfigError(mark_of(value, file), at + "." + field,
                                       "expected a template or a constant, not a list or a map "
                                       "(quote a template: \"{field}\")");
-                Step::Assignment a{field, std::nullopt, ""};
+                Step::Assignment a{Step::Name(field), std::nullopt, "", json::Kind::String};
                 const std::string& text = value.Scalar();
                 JsonDecoder decoder;
                 json::Value constant;
@@ -146,14 +168,19 @@ TransformChain::TransformChain(const YAML::Node& list, const std::string& file,
                     constant.kind() != json::Kind::String &&
                     constant.kind() != json::Kind::Object && constant.kind() != json::Kind::Array) {
                     a.json = text;  // an unquoted number, true, false or null
+                    a.kind = constant.kind();
                 } else if (text.find_first_of("{}") != std::string::npos) {
                     try {
                         a.tmpl.emplace(text);
                     } catch (const std::invalid_argument& e) {
                         throw ConfigError(mark_of(value, file), at + "." + field, e.what());
                     }
+                    std::optional<std::string> fallback;
+                    a.lone = a.tmpl->lone_field(&fallback) != nullptr;
+                    a.lone_fallback = fallback.has_value();
                 } else {
                     json::append_quoted(text, a.json);
+                    a.escaped = a.json.find('\\') != std::string::npos;
                 }
                 step.sets.push_back(std::move(a));
             }
@@ -204,31 +231,94 @@ size_t TransformChain::size() const {
     return steps_.size();
 }
 
-TransformChain::Entry* TransformChain::find(const std::string& key) {
+TransformChain::Entry* TransformChain::find(std::string_view key) {
     for (auto& e : entries_)
         if (e.key == key) return &e;
     return nullptr;
+}
+
+void TransformChain::load(const json::Value& in) {
+    entries_.clear();
+    for (const auto member : in.children()) {
+        Entry& e = entries_.emplace_back();  // in place: see set_value()
+        keep_key(member.key, e);
+        e.value = member.value;
+    }
+}
+
+// A key as views that last through apply(): the record's own text unless it has escapes (then
+// unescaped, and quoted again as the writer would).
+void TransformChain::keep_key(const json::Value& key, Entry& e) {
+    const std::string_view raw = key.raw();
+    if (std::none_of(raw.begin(), raw.end(),
+                     [](char c) { return c == '\\'; })) {  // short: no memchr call
+        e.key = raw;
+        e.name = {{raw.data() - 1, raw.size() + 2}, false};  // with the quotes around it
+        return;
+    }
+    while (escaped_keys_.size() < escaped_used_ + 2) escaped_keys_.emplace_back();
+    std::string& unescaped = escaped_keys_[escaped_used_++];
+    unescaped.clear();
+    json::unescape(raw, unescaped);
+    e.key = unescaped;
+    e.name = json::ObjectWriter::quote(unescaped, escaped_keys_[escaped_used_++]);
+}
+
+// An entry's value as templates and filters read it; a written one is valid until the next call.
+json::Value TransformChain::value_of(const Entry& e) {
+    if (!e.written) return e.value;
+    std::string_view text = written(e);
+    if (e.kind == json::Kind::String) text = text.substr(1, text.size() - 2);
+    lookup_node_ = {text.data(), static_cast<uint32_t>(text.size()), 1, e.kind, e.escaped};
+    return json::Value(&lookup_node_, 0);
+}
+
+// Field by field: a whole Entry copied just after its fields were stored stalls the CPU (the
+// wide loads cannot be forwarded from the narrow stores).
+void TransformChain::set_value(Entry& to, const Entry& from) {
+    to.value = from.value;
+    to.at = from.at;
+    to.size = from.size;
+    to.kind = from.kind;
+    to.escaped = from.escaped;
+    to.written = from.written;
+}
+
+// A lone "{field}" copies the value itself, so it keeps its type and digits; false when the
+// field is missing (or null with a default): the template renders it instead.
+bool TransformChain::copy_field(const std::vector<std::string>& path, bool fallback, Entry& to) {
+    const Entry* from = find(path[0]);
+    if (!from) return false;
+    if (path.size() == 1) {
+        const bool null = from->written ? from->kind == json::Kind::Null : from->value.is_null();
+        if (null && fallback) return false;
+        set_value(to, *from);
+        return true;
+    }
+    if (from->written) return false;  // a scalar has no members
+    json::Value found = from->value;
+    for (size_t i = 1; i < path.size(); ++i)
+        if (!found.find(path[i], found)) return false;
+    if (found.is_null() && fallback) return false;
+    to.value = found;
+    to.written = false;
+    return true;
 }
 
 TransformChain::Outcome TransformChain::apply(const Record& record, const json::Value& in,
                                               std::string_view& value, json::Value& fields,
                                               Rejection& why) {
     bool loaded = false, changed = false;
-    auto load = [&] {
-        if (loaded) return;
+    written_.clear();
+    escaped_used_ = 0;
+    auto load_once = [&] {
+        if (!loaded) load(in);
         loaded = true;
-        entries_.clear();
-        for (const auto member : in.children()) {
-            Entry e;
-            e.key = std::string(member.key.string(scratch_));
-            e.value = member.value;
-            entries_.push_back(std::move(e));
-        }
     };
     for (const Step& step : steps_) {
         switch (step.kind) {
             case Step::Kind::Drop:
-                load();
+                load_once();
                 for (const auto& name : step.names) {
                     const auto end = std::remove_if(entries_.begin(), entries_.end(),
                                                     [&](const Entry& e) { return e.key == name; });
@@ -237,48 +327,52 @@ TransformChain::Outcome TransformChain::apply(const Record& record, const json::
                 }
                 break;
             case Step::Kind::Rename:
-                load();
+                load_once();
                 for (const auto& rename : step.renames) {
-                    // Named copies: clang rejects lambdas capturing structured bindings.
-                    const std::string& from = rename.first;
-                    const std::string& to = rename.second;
-                    if (!find(from) || from == to) continue;
+                    const std::string& to = rename.to.text;
+                    if (!find(rename.from) || rename.from == to) continue;
                     entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
                                                   [&](const Entry& e) { return e.key == to; }),
                                    entries_.end());
-                    find(from)->key = to;
+                    Entry* e = find(rename.from);
+                    e->key = to;
+                    e->name = rename.to.written();
                     changed = true;
                 }
                 break;
             case Step::Kind::Set:
-                load();
+                load_once();
                 for (const auto& a : step.sets) {
-                    std::string text;
+                    Entry set;
                     if (!a.tmpl) {
-                        text = a.json;
-                    } else {
+                        set.at = static_cast<uint32_t>(written_.size());
+                        set.size = static_cast<uint32_t>(a.json.size());
+                        written_ += a.json;
+                        set.kind = a.kind;
+                        set.escaped = a.escaped;
+                        set.written = true;
+                    } else if (!(a.lone &&
+                                 copy_field(*a.tmpl->lone_field(nullptr), a.lone_fallback, set))) {
                         Lookup lookup(*this, in, true);
-                        std::optional<std::string> fallback;
-                        json::Value found;
-                        std::string rendered, error;
-                        if (const auto* path = a.tmpl->lone_field(&fallback);
-                            path && lookup.find(*path, found) && !(found.is_null() && fallback)) {
-                            found.append_json(text);  // a copy keeps its type and digits
-                        } else if (a.tmpl->render(record, &lookup, rendered, error)) {
-                            json::append_quoted(rendered, text);
-                        } else {
-                            why = {"transform", step.label + " " + a.field + ": " + error};
+                        rendered_.clear();
+                        if (!a.tmpl->render(record, &lookup, rendered_, error_)) {
+                            why = {"transform", step.label + " " + a.field.text + ": " + error_};
                             return Outcome::Refused;
                         }
+                        set.at = static_cast<uint32_t>(written_.size());
+                        json::append_quoted(rendered_, written_);
+                        set.kind = json::Kind::String;
+                        set.size = static_cast<uint32_t>(written_.size() - set.at);
+                        set.escaped = set.size != rendered_.size() + 2;
+                        set.written = true;
                     }
-                    Entry* e = find(a.field);
+                    Entry* e = find(a.field.text);
                     if (!e) {
-                        entries_.emplace_back();
-                        e = &entries_.back();
-                        e->key = a.field;
+                        e = &entries_.emplace_back();
+                        e->key = a.field.text;
+                        e->name = a.field.written();
                     }
-                    e->text = std::move(text);
-                    e->owned = true;
+                    set_value(*e, set);
                     changed = true;
                 }
                 break;
@@ -286,25 +380,25 @@ TransformChain::Outcome TransformChain::apply(const Record& record, const json::
                 Lookup lookup(*this, in, loaded);
                 for (const auto& c : step.conditions) {
                     json::Value found;
-                    std::string text;
+                    std::string_view text;
                     const bool present = lookup.find(c.path, found);
-                    if (present) found.append_text(text);
+                    if (present) text = filter_text(found, scratch_);
                     if (present &&
                         std::find(c.values.begin(), c.values.end(), text) != c.values.end())
                         continue;
-                    why = {"filtered",
-                           step.label + ": " + c.name + " is " +
-                               (present ? "'" + text.substr(0, 60) + "'" : std::string("missing")) +
-                               ", not one of " + join(c.values)};
+                    why = {"filtered", step.label + ": " + c.name + " is " +
+                                           (present ? "'" + std::string(text.substr(0, 60)) + "'"
+                                                    : std::string("missing")) +
+                                           ", not one of " + join(c.values)};
                     return Outcome::Filtered;
                 }
                 break;
             }
             case Step::Kind::Select:
-                load();
+                load_once();
                 spare_.clear();
                 for (const auto& name : step.names)
-                    if (Entry* e = find(name)) spare_.push_back(std::move(*e)), e->key.clear();
+                    if (Entry* e = find(name)) spare_.push_back(*e), e->key = {};
                 entries_.swap(spare_);
                 changed = true;
                 break;
@@ -315,24 +409,17 @@ TransformChain::Outcome TransformChain::apply(const Record& record, const json::
         fields = in;
         return Outcome::Keep;
     }
-    out_.clear();
-    out_ += '{';
-    for (size_t i = 0; i < entries_.size(); ++i) {
-        if (i) out_ += ',';
-        json::append_quoted(entries_[i].key, out_);
-        out_ += ':';
-        if (entries_[i].owned)
-            out_ += entries_[i].text;
+    writer_.clear();
+    for (const Entry& e : entries_) {
+        if (e.written)
+            writer_.add_scalar(e.name, written(e), e.kind, e.escaped);
         else
-            entries_[i].value.append_json(out_);
+            writer_.add(e.name, e.value);
     }
-    out_ += '}';
-    std::string error;
-    if (!out_decoder_.decode(out_, fields, error)) {
-        why = {"transform", "the transformed record is not valid JSON: " + error};
+    if (!writer_.finish(value, fields, error_)) {
+        why = {"transform", "the transformed record is not valid JSON: " + error_};
         return Outcome::Refused;
     }
-    value = out_;
     return Outcome::Keep;
 }
 

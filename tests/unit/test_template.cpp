@@ -1,4 +1,8 @@
 #include <gtest/gtest.h>
+#include <time.h>
+
+#include <cstdio>
+#include <vector>
 
 #include "core/record.h"
 #include "formats/json.h"
@@ -93,6 +97,34 @@ TEST(Template, DefaultsAndFormatters) {
               "'a' is 'MiXed', not milliseconds since the epoch or an ISO date, for :date");
     EXPECT_FALSE(ok);
     EXPECT_THROW(Template("{a:nope}"), std::invalid_argument);
+}
+
+TEST(Template, DatesAgreeWithGmtime) {
+    // Every ~17 days across years 1970 to 9999 and around the ends, with odd milliseconds.
+    const Template day("{ts:date}");
+    std::vector<long long> seconds;
+    for (long long s = 0; s < 253402300800; s += 1439999) seconds.push_back(s);
+    for (long long s :
+         {0LL, 59LL, 86399LL, 86400LL, 951782399LL, 951782400LL, 4107542399LL, 253402300799LL})
+        seconds.push_back(s);
+    JsonDecoder decoder;
+    json::Value fields;
+    std::string error, out;
+    Record record;
+    for (const long long s : seconds) {
+        const long long ms = s * 1000 + s % 1000;
+        const std::string json = R"({"ts":)" + std::to_string(ms) + "}";
+        ASSERT_TRUE(decoder.decode(json, fields, error)) << error;
+        out.clear();
+        ASSERT_TRUE(day.render(record, &fields, out, error)) << error;
+        const time_t t = static_cast<time_t>(s);
+        struct tm utc {};
+        ASSERT_TRUE(gmtime_r(&t, &utc));
+        char expected[32];
+        std::snprintf(expected, sizeof expected, "%04d-%02d-%02d", utc.tm_year + 1900,
+                      utc.tm_mon + 1, utc.tm_mday);
+        ASSERT_EQ(out, expected) << ms;
+    }
 }
 
 }  // namespace
