@@ -123,6 +123,32 @@ TEST_F(RedisStream, KillNineThreeTimesThenEveryEntryIsDeliveredAndNothingPending
     EXPECT_EQ(pending(), 0) << "every entry delivered must be acknowledged";
 }
 
+TEST_F(RedisStream, AStopLeavesEntriesReadAheadPendingUncountedAndTheNextRunSendsThemOnce) {
+    const int total = 60000;
+    add(0, total);
+    // Full batches: after each, the next is read ahead while the sink takes it.
+    const std::string path = config("      batch_size: 100\n");
+    auto run = start({"run", path});
+    wait_until([&] { return entries_read() >= total / 3; });
+    run->signal(SIGTERM);
+    ASSERT_EQ(run->wait(15s), 0) << run->err();
+    EXPECT_NE(run->err().find("read ahead and not sent stay pending"), std::string::npos)
+        << run->err();
+    // What was sent is acknowledged; what was read ahead is pending, as if never delivered.
+    const auto rows =
+        redis.client().command({"XPENDING", stream, "kbridge", "-", "+", "1000000", "events"});
+    EXPECT_GT(rows->elements, 0u);
+    EXPECT_LE(rows->elements, 100u);
+    for (size_t i = 0; i < rows->elements; ++i)
+        EXPECT_EQ(rows->element[i]->element[3]->integer, 0) << "a delivery was counted";
+    const RunResult r = run_kbridge({"run", path, "--once"}, dir.path().string(), env());
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto ids = ids_in_kafka(topic);
+    ASSERT_EQ(ids.size(), static_cast<size_t>(total));
+    for (const auto& [id, seen] : ids) ASSERT_EQ(seen, 1) << "id " << id << " sent twice";
+    EXPECT_EQ(pending(), 0);
+}
+
 TEST_F(RedisStream, EntriesOfAKilledConsumerAreClaimedAfterClaimIdle) {
     const int total = 1000;
     add(0, total);

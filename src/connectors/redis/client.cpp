@@ -12,45 +12,71 @@
 #include "core/wait.h"
 
 namespace kbridge {
-namespace {
 
-// hiredis builds replies through a table of functions; while reading a string array, ours put
-// the strings into caller-owned storage and hand hiredis a placeholder. Everything else (an error
-// reply, say) is built by hiredis's own functions.
-struct StringCapture {
+// hiredis builds replies through a table of functions; while reading a reply of many strings,
+// ours put the strings into caller-owned storage and hand hiredis a placeholder. Everything else
+// (an error reply, say) is built by hiredis's own functions.
+struct RedisReplyCapture {
     redisReplyObjectFunctions* defaults;
     std::vector<char>* storage;
-    std::vector<RedisClient::Place>* places;
+    std::vector<RedisClient::Place>* places;  // reply_strings(): one flat array of strings
+    std::vector<RedisClient::Item>* items;    // reply_items(): any nesting
     char placeholder;
 };
 
-StringCapture* capture_of(const redisReadTask* task) {
-    return static_cast<StringCapture*>(task->privdata);
+namespace {
+
+using Capture = RedisReplyCapture;
+
+constexpr size_t kReaderBufferKept = 4 << 20;
+
+Capture* capture_of(const redisReadTask* task) {
+    return static_cast<Capture*>(task->privdata);
+}
+
+int depth_of(const redisReadTask* task) {
+    int depth = 0;
+    for (const redisReadTask* t = task->parent; t; t = t->parent) ++depth;
+    return depth;
 }
 
 void* capture_string(const redisReadTask* task, char* str, size_t len) {
-    StringCapture* c = capture_of(task);
+    Capture* c = capture_of(task);
     if (!task->parent) return c->defaults->createString(task, str, len);
-    c->places->push_back({c->storage->size(), len});
+    if (c->items)
+        c->items->push_back(
+            {task->type, depth_of(task), c->storage->size(), static_cast<long long>(len)});
+    else
+        c->places->push_back({c->storage->size(), len});
     c->storage->insert(c->storage->end(), str, str + len);
     return &c->placeholder;
 }
 void* capture_array(const redisReadTask* task, int elements) {
-    StringCapture* c = capture_of(task);
-    if (!task->parent && elements > 0) c->places->reserve(c->places->size() + elements);
+    Capture* c = capture_of(task);
+    if (c->items)
+        c->items->push_back({REDIS_REPLY_ARRAY, depth_of(task), 0, elements});
+    else if (!task->parent && elements > 0)
+        c->places->reserve(c->places->size() + elements);
     return &c->placeholder;
 }
 void* capture_integer(const redisReadTask* task, long long value) {
-    StringCapture* c = capture_of(task);
-    return task->parent ? &c->placeholder : c->defaults->createInteger(task, value);
+    Capture* c = capture_of(task);
+    if (!task->parent) return c->defaults->createInteger(task, value);
+    if (c->items) c->items->push_back({REDIS_REPLY_INTEGER, depth_of(task), 0, value});
+    return &c->placeholder;
 }
 void* capture_nil(const redisReadTask* task) {
-    StringCapture* c = capture_of(task);
+    Capture* c = capture_of(task);
+    if (c->items) {
+        // A nil reply (XREADGROUP finding nothing within BLOCK) is an item too.
+        c->items->push_back({REDIS_REPLY_NIL, depth_of(task), 0, 0});
+        return &c->placeholder;
+    }
     return task->parent ? &c->placeholder : c->defaults->createNil(task);
 }
 // hiredis frees what an aborted read built; placeholders are not its to free. The real reply
 // objects it may free are only ever top-level ones, which hold no placeholders.
-thread_local StringCapture* g_active_capture = nullptr;
+thread_local Capture* g_active_capture = nullptr;
 void capture_free(void* object) {
     if (g_active_capture && object == &g_active_capture->placeholder) return;
     if (g_active_capture) g_active_capture->defaults->freeObject(object);
@@ -58,6 +84,28 @@ void capture_free(void* object) {
 
 redisReplyObjectFunctions kCaptureFunctions = {capture_string, capture_array, capture_integer,
                                                capture_nil, capture_free};
+
+// A reply hiredis built (after a Cluster redirection), as reply_items() gives it.
+void flatten(const redisReply* r, int depth, std::vector<char>& storage,
+             std::vector<RedisClient::Item>& items) {
+    switch (r->type) {
+        case REDIS_REPLY_STRING:
+        case REDIS_REPLY_STATUS:
+            items.push_back({r->type, depth, storage.size(), static_cast<long long>(r->len)});
+            storage.insert(storage.end(), r->str, r->str + r->len);
+            return;
+        case REDIS_REPLY_ARRAY:
+            items.push_back({r->type, depth, 0, static_cast<long long>(r->elements)});
+            for (size_t i = 0; i < r->elements; ++i)
+                flatten(r->element[i], depth + 1, storage, items);
+            return;
+        case REDIS_REPLY_INTEGER:
+            items.push_back({r->type, depth, 0, r->integer});
+            return;
+        default:
+            items.push_back({REDIS_REPLY_NIL, depth, 0, 0});
+    }
+}
 
 }  // namespace
 
@@ -197,6 +245,9 @@ void RedisClient::connect_node(const std::string& host, int port) {
     if (!c) throw RedisError("redis " + url_.redacted + ": out of memory");
     context_.reset(c);
     if (c->err) broken(std::string("cannot connect: ") + c->errstr);
+    // A batch's reply runs to 100s of KB: the reader keeps its buffer for the next one instead
+    // of freeing it whenever more than 16 KB lie unused (which costs a heap consolidation too).
+    c->reader->maxbuf = kReaderBufferKept;
     await(POLLOUT, deadline, "connecting");
     int error = 0;
     socklen_t size = sizeof error;
@@ -237,7 +288,7 @@ void RedisClient::await(short events, std::chrono::steady_clock::time_point dead
     broken("unexpected wait outcome");
 }
 
-void RedisClient::append(const std::vector<std::string>& args) {
+void RedisClient::append(size_t count, const char* const* argv, const size_t* lengths) {
     if (!context_) throw RedisError("redis " + url_.redacted + ": not connected");
     if (moved_to_ && pending_ == 0) {
         // The slot moved: every reply the old node owed is in, so go over.
@@ -245,17 +296,14 @@ void RedisClient::append(const std::vector<std::string>& args) {
         spdlog::info("redis {}: slot {} moved to {}", url_.redacted, slot_, to.text());
         connect_node(to.host, to.port);
     }
-    if (url_.cluster) sent_.push_back(args);
-    std::vector<const char*> argv;
-    std::vector<size_t> lengths;
-    argv.reserve(args.size());
-    lengths.reserve(args.size());
-    for (const auto& a : args) {
-        argv.push_back(a.data());
-        lengths.push_back(a.size());
+    if (url_.cluster) {
+        std::vector<std::string> args;
+        args.reserve(count);
+        for (size_t i = 0; i < count; ++i) args.emplace_back(argv[i], lengths[i]);
+        sent_.push_back(std::move(args));
     }
-    if (redisAppendCommandArgv(context_.get(), static_cast<int>(argv.size()), argv.data(),
-                               lengths.data()) != REDIS_OK)
+    if (redisAppendCommandArgv(context_.get(), static_cast<int>(count),
+                               const_cast<const char**>(argv), lengths) != REDIS_OK)
         broken();
     ++pending_;
 }
@@ -286,7 +334,28 @@ void RedisClient::write_out(std::chrono::steady_clock::time_point deadline) {
 }
 
 void RedisClient::send(const std::vector<std::string>& args) {
-    append(args);
+    std::vector<const char*> argv;
+    std::vector<size_t> lengths;
+    argv.reserve(args.size());
+    lengths.reserve(args.size());
+    for (const auto& a : args) {
+        argv.push_back(a.data());
+        lengths.push_back(a.size());
+    }
+    append(args.size(), argv.data(), lengths.data());
+    write_out(std::chrono::steady_clock::now() + timeout_);
+}
+
+void RedisClient::send_views(const std::vector<std::string_view>& args) {
+    std::vector<const char*> argv;
+    std::vector<size_t> lengths;
+    argv.reserve(args.size());
+    lengths.reserve(args.size());
+    for (const auto& a : args) {
+        argv.push_back(a.data());
+        lengths.push_back(a.size());
+    }
+    append(args.size(), argv.data(), lengths.data());
     write_out(std::chrono::steady_clock::now() + timeout_);
 }
 
@@ -390,17 +459,18 @@ RedisReply RedisClient::reply(std::chrono::milliseconds blocks) {
     return owned;
 }
 
-void RedisClient::reply_strings(std::vector<char>& storage, std::vector<Place>& places) {
+RedisReply RedisClient::read_captured(RedisReplyCapture& capture,
+                                      std::chrono::milliseconds blocks) {
     if (!context_) throw RedisError("redis " + url_.redacted + ": not connected");
     redisReader* reader = context_->reader;
-    StringCapture capture{reader->fn, &storage, &places, 0};
+    capture.defaults = reader->fn;
     void* saved_privdata = reader->privdata;
     reader->fn = &kCaptureFunctions;
     reader->privdata = &capture;
     g_active_capture = &capture;
     void* raw = nullptr;
     try {
-        raw = read_reply(std::chrono::milliseconds(0));
+        raw = read_reply(blocks);
     } catch (...) {
         // broken() freed the context and its reader with it
         g_active_capture = nullptr;
@@ -410,37 +480,47 @@ void RedisClient::reply_strings(std::vector<char>& storage, std::vector<Place>& 
     reader->privdata = saved_privdata;
     g_active_capture = nullptr;
     --pending_;
-    if (raw == &capture.placeholder) {
-        if (url_.cluster && !sent_.empty()) sent_.pop_front();
-        return;
-    }
-    RedisReply owned(static_cast<redisReply*>(raw));
+    std::optional<std::vector<std::string>> args;
     if (url_.cluster && !sent_.empty()) {
-        const std::vector<std::string> args = std::move(sent_.front());
+        args = std::move(sent_.front());
         sent_.pop_front();
-        const auto redirection = owned->type == REDIS_REPLY_ERROR
-                                     ? parse_redirection(std::string_view(owned->str, owned->len))
-                                     : std::nullopt;
-        if (redirection) owned = redirect(args, *redirection);
-        if (owned->type == REDIS_REPLY_ARRAY) {
-            for (size_t i = 0; i < owned->elements; ++i) {
-                const redisReply* e = owned->element[i];
-                if (e->type != REDIS_REPLY_STRING) continue;
-                places.push_back({storage.size(), e->len});
-                storage.insert(storage.end(), e->str, e->str + e->len);
-            }
-            return;
-        }
+    }
+    if (raw == &capture.placeholder) return nullptr;
+    RedisReply owned(static_cast<redisReply*>(raw));
+    if (args && owned->type == REDIS_REPLY_ERROR) {
+        const auto redirection = parse_redirection(std::string_view(owned->str, owned->len));
+        if (redirection) owned = redirect(*args, *redirection);
     }
     if (owned->type == REDIS_REPLY_ERROR)
         throw RedisError("redis " + url_.redacted + ": " +
                          scrub_secrets(std::string(owned->str, owned->len)));
-    throw RedisError("redis " + url_.redacted + ": expected a list of strings");
+    return owned;
+}
+
+void RedisClient::reply_strings(std::vector<char>& storage, std::vector<Place>& places) {
+    Capture capture{nullptr, &storage, &places, nullptr, 0};
+    const RedisReply built = read_captured(capture, std::chrono::milliseconds(0));
+    if (!built) return;
+    if (built->type != REDIS_REPLY_ARRAY)
+        throw RedisError("redis " + url_.redacted + ": expected a list of strings");
+    for (size_t i = 0; i < built->elements; ++i) {
+        const redisReply* e = built->element[i];
+        if (e->type != REDIS_REPLY_STRING) continue;
+        places.push_back({storage.size(), e->len});
+        storage.insert(storage.end(), e->str, e->str + e->len);
+    }
+}
+
+void RedisClient::reply_items(std::vector<char>& storage, std::vector<Item>& items,
+                              std::chrono::milliseconds blocks) {
+    Capture capture{nullptr, &storage, nullptr, &items, 0};
+    const RedisReply built = read_captured(capture, blocks);
+    if (built) flatten(built.get(), 0, storage, items);
 }
 
 RedisReply RedisClient::command(const std::vector<std::string>& args,
                                 std::chrono::milliseconds blocks) {
-    append(args);
+    send(args);
     while (pending_ > 1) reply();
     try {
         return reply(blocks);

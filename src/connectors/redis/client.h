@@ -10,6 +10,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/options.h"
@@ -46,6 +47,9 @@ RedisUrl parse_redis_url(const std::string& url);
 // Throws ConfigError naming the option at fault.
 RedisUrl redis_url_option(const Options& connector, const Options& defaults);
 
+// How reply_strings() and reply_items() take a reply apart (client.cpp).
+struct RedisReplyCapture;
+
 class RedisError : public std::runtime_error {
   public:
     using std::runtime_error::runtime_error;
@@ -72,6 +76,8 @@ class RedisClient {
     // Pipelining: send() queues a command and writes it out without waiting; reply() returns the
     // oldest reply not yet taken.
     void send(const std::vector<std::string>& args);
+    // The same for arguments kept elsewhere (many IDs in one buffer, say), copying none of them.
+    void send_views(const std::vector<std::string_view>& args);
     RedisReply reply(std::chrono::milliseconds blocks = std::chrono::milliseconds(0));
     // The oldest reply, error replies included (pipelines that map errors to records).
     RedisReply any_reply();
@@ -84,6 +90,17 @@ class RedisClient {
         size_t size;
     };
     void reply_strings(std::vector<char>& storage, std::vector<Place>& places);
+    // One element of a reply taken by reply_items(), in depth-first order.
+    struct Item {
+        int type;       // REDIS_REPLY_STRING, _STATUS, _ARRAY, _INTEGER or _NIL
+        int depth;      // 0: the reply itself; an array's elements are one deeper
+        size_t offset;  // a string's first byte in the storage
+        long long n;    // a string's size, an array's element count, an integer's value
+    };
+    // Takes the next reply, arrays nested in any way (e.g. XREADGROUP's), as a flat list of its
+    // elements, appending every string to `storage`, again with no per-element allocations.
+    void reply_items(std::vector<char>& storage, std::vector<Item>& items,
+                     std::chrono::milliseconds blocks = std::chrono::milliseconds(0));
     const RedisUrl& url() const { return url_; }
     std::chrono::milliseconds timeout() const { return timeout_; }
 
@@ -94,7 +111,11 @@ class RedisClient {
     void* next_reply(std::chrono::milliseconds blocks, const void* placeholder = nullptr);
     RedisReply redirect(const std::vector<std::string>& args, Redirection first);
     RedisClient& node_client(const NodeAddress& at);
-    void append(const std::vector<std::string>& args);
+    void append(size_t count, const char* const* argv, const size_t* lengths);
+    // Reads the next reply with `capture`'s functions; a redisReply when hiredis built one (a
+    // top-level value the capture leaves to it, or one a Cluster redirection brought), else null.
+    // Throws on an error reply.
+    RedisReply read_captured(RedisReplyCapture& capture, std::chrono::milliseconds blocks);
     // The connection is non-blocking: these wait for the socket themselves, each wait bounded
     // by the timeout (renewed whenever bytes move) and by a stop request.
     void await(short events, std::chrono::steady_clock::time_point deadline, const char* doing);

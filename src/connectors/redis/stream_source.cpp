@@ -177,11 +177,13 @@ void RedisStreamSource::connect() {
     client_.connect();
     own_pending_done_ = settings_.preview;
     next_claim_ = std::chrono::steady_clock::now();
+    reading_new_ = false;
+    handed_out_.clear();
     for (auto& s : streams_) {
         s.own_cursor = "0";
         s.own_done = false;
         s.claim_cursor = "0-0";
-        s.in_flight.clear();
+        s.in_flight = 0;
         if (settings_.preview) continue;
         // BUSYGROUP, the usual answer, says the group exists already.
         drain_replies();
@@ -212,18 +214,20 @@ ReadStatus RedisStreamSource::read(Batch& batch, milliseconds wait) {
         if (previewed_) return ReadStatus::End;
         previewed_ = true;
         std::vector<RedisReply> replies;
-        std::vector<Entry> entries;
+        entries_.clear();
+        fields_.clear();
         for (size_t i = 0; i < streams_.size(); ++i) {
             replies.push_back(client_.command({"XRANGE", streams_[i].name, "-", "+", "COUNT",
                                                std::to_string(settings_.batch_size)}));
-            for (size_t e = 0; e < replies.back()->elements; ++e) {
-                const redisReply* entry = replies.back()->element[e];
-                entries.push_back({i, text_of(entry->element[0]), entry->element[1]});
-            }
+            collect_entries(i, replies.back().get());
         }
-        fill(batch, entries);
-        batch.ack = nullptr;
+        fill(batch);
         return batch.records.empty() ? ReadStatus::End : ReadStatus::Records;
+    }
+    if (reading_new_) {
+        // Read ahead while the last batch was dispatched.
+        const ReadStatus status = receive_new(batch);
+        if (status != ReadStatus::Idle) return read_ahead_after(status);
     }
     if (std::chrono::steady_clock::now() - info_at_ >= kInfoEvery) refresh_group_info();
     if (!own_pending_done_) {
@@ -231,7 +235,20 @@ ReadStatus RedisStreamSource::read(Batch& batch, milliseconds wait) {
         if (status == ReadStatus::Records) return status;
     }
     if (std::chrono::steady_clock::now() >= next_claim_ && claim(batch)) return ReadStatus::Records;
-    return read_new(batch, wait);
+    // BLOCK 0 would wait for ever: without a wait the read does not block at all. A stop request
+    // cuts the wait short (the client's waits watch for it).
+    const bool block = !settings_.once && wait.count() > 0;
+    if (!send_read_new(block ? wait : milliseconds(0))) return ReadStatus::End;
+    return read_ahead_after(receive_new(batch));
+}
+
+ReadStatus RedisStreamSource::read_ahead_after(ReadStatus status) {
+    if (status != ReadStatus::Records || !last_read_full_) return status;
+    // What needs the connection to itself goes first: the group's numbers, a due claim.
+    if (std::chrono::steady_clock::now() - info_at_ >= kInfoEvery) refresh_group_info();
+    if (std::chrono::steady_clock::now() >= next_claim_) return status;
+    send_read_new(milliseconds(0));
+    return status;
 }
 
 // After a crash (or a lost connection) this consumer's pending entries were handed out and never
@@ -253,18 +270,21 @@ ReadStatus RedisStreamSource::read_own_pending(Batch& batch) {
             return ReadStatus::Idle;
         }
         for (const size_t i : asked) args.push_back(streams_[i].own_cursor);
-        const RedisReply reply = client_.command(args);
-        std::vector<Entry> entries;
+        drain_replies();
+        client_.send(args);
+        reply_storage_.clear();
+        reply_items_.clear();
+        client_.reply_items(reply_storage_, reply_items_);
         std::vector<size_t> per_stream(streams_.size(), 0);
-        collect(reply.get(), entries, &per_stream);
+        collect_items(&per_stream);
         for (const size_t i : asked)
             if (per_stream[i] == 0) streams_[i].own_done = true;
-        for (const auto& e : entries) streams_[e.stream].own_cursor = e.id;
-        if (entries.empty()) continue;
+        for (const auto& e : entries_) streams_[e.stream].own_cursor = std::string(e.id);
+        if (entries_.empty()) continue;
         spdlog::info("{}: sending again {} entries pending with consumer {} since an earlier run",
-                     describe(), entries.size(), settings_.consumer);
-        count_deliveries(entries);
-        fill(batch, entries);
+                     describe(), entries_.size(), settings_.consumer);
+        count_deliveries();
+        fill(batch);
     }
     return ReadStatus::Records;
 }
@@ -274,7 +294,8 @@ ReadStatus RedisStreamSource::read_own_pending(Batch& batch) {
 // handed out twice.
 bool RedisStreamSource::claim(Batch& batch) {
     std::vector<RedisReply> replies;
-    std::vector<Entry> entries;
+    entries_.clear();
+    fields_.clear();
     bool more = false;
     for (size_t i = 0; i < streams_.size(); ++i) {
         Stream& s = streams_[i];
@@ -288,71 +309,80 @@ bool RedisStreamSource::claim(Batch& batch) {
                              " answered something else than [cursor, entries]");
         s.claim_cursor = text_of(reply->element[0]);
         more |= s.claim_cursor != "0-0";
-        const redisReply* taken = reply->element[1];
-        for (size_t e = 0; e < taken->elements; ++e) {
-            const redisReply* entry = taken->element[e];
-            if (!is_array(entry) || entry->elements < 2) continue;
-            std::string id = text_of(entry->element[0]);
-            if (s.in_flight.count(id)) continue;
-            entries.push_back({i, std::move(id), entry->element[1]});
-        }
+        std::unordered_set<std::string_view> ours;
+        if (reply->element[1]->elements > 0)
+            for (const auto& [number, out] : handed_out_)
+                for (size_t e = 0; e < out.stream.size(); ++e)
+                    if (out.stream[e] == i) ours.insert(out.id(e));
+        collect_entries(i, reply->element[1], &ours);
     }
     // A cursor not back at 0-0 means more to scan: on the next read, not after a pause.
     const milliseconds pause =
         std::clamp(settings_.claim_idle / 2, milliseconds(100), milliseconds(30000));
     next_claim_ = std::chrono::steady_clock::now() + (more ? milliseconds(0) : pause);
-    if (entries.empty()) return false;
-    claimed_ += entries.size();
+    if (entries_.empty()) return false;
+    claimed_ += entries_.size();
     spdlog::info("{}: consumer {} took over {} entries pending elsewhere for over {}", describe(),
-                 settings_.consumer, entries.size(), duration_text(settings_.claim_idle));
-    count_deliveries(entries);
-    fill(batch, entries);
+                 settings_.consumer, entries_.size(), duration_text(settings_.claim_idle));
+    count_deliveries();
+    fill(batch);
     return !batch.records.empty();
 }
 
-ReadStatus RedisStreamSource::read_new(Batch& batch, milliseconds wait) {
+bool RedisStreamSource::send_read_new(milliseconds block) {
     std::vector<std::string> args{"XREADGROUP",    "GROUP",
                                   settings_.group, settings_.consumer,
                                   "COUNT",         std::to_string(settings_.batch_size)};
-    // BLOCK 0 would wait for ever: without a wait the read does not block at all. A stop request
-    // cuts the wait short (the client's waits watch for it).
-    const bool block = !settings_.once && wait.count() > 0;
-    if (block) {
+    if (block.count() > 0) {
         args.push_back("BLOCK");
-        args.push_back(std::to_string(wait.count()));
+        args.push_back(std::to_string(block.count()));
     }
     args.push_back("STREAMS");
-    std::vector<size_t> asked;
+    asked_.clear();
     for (size_t i = 0; i < streams_.size(); ++i)
         if (!streams_[i].ended) {
-            asked.push_back(i);
+            asked_.push_back(i);
             args.push_back(streams_[i].name);
         }
-    if (asked.empty()) return ReadStatus::End;
-    args.insert(args.end(), asked.size(), ">");
-    RedisReply reply;
+    if (asked_.empty()) return false;
+    args.insert(args.end(), asked_.size(), ">");
+    replies_before_read_ = client_.replies_pending();
+    client_.send(args);
+    reading_new_ = true;
+    read_blocks_ = block;
+    return true;
+}
+
+ReadStatus RedisStreamSource::receive_new(Batch& batch) {
+    reading_new_ = false;
+    // Pipelined acknowledgements sent before the read answer first.
+    for (; replies_before_read_ > 0; --replies_before_read_) client_.reply();
+    reply_storage_.clear();
+    reply_items_.clear();
     try {
-        reply = client_.command(args, block ? wait : milliseconds(0));
+        client_.reply_items(reply_storage_, reply_items_, read_blocks_);
     } catch (const RedisError& e) {
         // A blocked read whose stream went away under it (deleted, or migrated to another
         // Cluster node): nothing was read; the next read finds the stream where it is now.
         if (std::string(e.what()).find("UNBLOCKED") == std::string::npos) throw;
         return ReadStatus::Idle;
     }
-    std::vector<Entry> entries;
     std::vector<size_t> per_stream(streams_.size(), 0);
-    collect(reply.get(), entries, &per_stream);
+    collect_items(&per_stream);
+    last_read_full_ = false;
+    for (const size_t i : asked_)
+        if (per_stream[i] >= settings_.batch_size) last_read_full_ = true;
     if (settings_.once) {
         // --once ends each stream at the last entry it had at the start (or when it runs dry).
-        for (const size_t i : asked)
+        for (const size_t i : asked_)
             if (per_stream[i] == 0) streams_[i].ended = true;
-        for (const auto& e : entries) {
+        for (const auto& e : entries_) {
             StreamId id;
             Stream& s = streams_[e.stream];
             if (s.end && parse_stream_id(e.id, id) && !(id < *s.end)) s.ended = true;
         }
     }
-    fill(batch, entries);
+    fill(batch);
     if (!batch.records.empty()) return ReadStatus::Records;
     if (!settings_.once) return ReadStatus::Idle;
     for (const auto& s : streams_)
@@ -360,42 +390,125 @@ ReadStatus RedisStreamSource::read_new(Batch& batch, milliseconds wait) {
     return ReadStatus::End;
 }
 
-void RedisStreamSource::collect(const redisReply* reply, std::vector<Entry>& out,
-                                std::vector<size_t>* per_stream) {
-    if (!is_array(reply)) return;  // nil: nothing arrived within BLOCK
-    for (size_t i = 0; i < reply->elements; ++i) {
-        const redisReply* stream = reply->element[i];
-        if (!is_array(stream) || stream->elements < 2 || !is_array(stream->element[1]))
-            throw RedisError("redis " + settings_.url.redacted +
-                             ": XREADGROUP answered something else than [stream, entries]");
-        const size_t index = stream_index(text_of(stream->element[0]));
-        const redisReply* entries = stream->element[1];
-        for (size_t e = 0; e < entries->elements; ++e) {
-            const redisReply* entry = entries->element[e];
-            if (!is_array(entry) || entry->elements < 2) continue;
-            out.push_back({index, text_of(entry->element[0]), entry->element[1]});
+// A stop came while a read ahead was under way: its entries are this consumer's now, pending
+// and never sent. They stay so (the next run sends them first), their delivery count set back
+// as if never read, so that stopping never brings an entry nearer max_deliveries.
+void RedisStreamSource::give_back_read_ahead() {
+    if (!reading_new_) return;
+    reading_new_ = false;
+    for (; replies_before_read_ > 0; --replies_before_read_) client_.reply();
+    reply_storage_.clear();
+    reply_items_.clear();
+    client_.reply_items(reply_storage_, reply_items_, read_blocks_);
+    collect_items(nullptr);
+    if (entries_.empty()) return;
+    for (size_t i = 0; i < streams_.size(); ++i) {
+        std::vector<std::string_view> args{"XCLAIM", streams_[i].name, settings_.group,
+                                           settings_.consumer, "0"};
+        for (const auto& e : entries_)
+            if (e.stream == i) args.push_back(e.id);
+        if (args.size() == 5) continue;
+        args.insert(args.end(), {"RETRYCOUNT", "0", "JUSTID"});
+        client_.send_views(args);
+    }
+    drain_replies();
+    spdlog::info(
+        "{}: {} entries read ahead and not sent stay pending with consumer {}; the next "
+        "run sends them first",
+        describe(), entries_.size(), settings_.consumer);
+}
+
+void RedisStreamSource::collect_items(std::vector<size_t>* per_stream) {
+    entries_.clear();
+    fields_.clear();
+    const auto& items = reply_items_;
+    if (items.empty() || items[0].type == REDIS_REPLY_NIL) return;  // nothing within BLOCK
+    const auto bad = [&] {
+        return RedisError("redis " + settings_.url.redacted +
+                          ": XREADGROUP answered something else than [[stream, [[id, fields], "
+                          "...]], ...]");
+    };
+    const auto is = [&](size_t at, int type, int depth) {
+        return at < items.size() && items[at].type == type && items[at].depth == depth;
+    };
+    const auto text = [&](size_t at) {
+        return std::string_view(reply_storage_.data() + items[at].offset,
+                                static_cast<size_t>(items[at].n));
+    };
+    if (!is(0, REDIS_REPLY_ARRAY, 0)) throw bad();
+    size_t at = 1;
+    for (long long s = 0; s < items[0].n; ++s) {
+        // [stream, [[id, fields], ...]]
+        if (!is(at, REDIS_REPLY_ARRAY, 1) || items[at].n != 2 ||
+            !is(at + 1, REDIS_REPLY_STRING, 2) || !is(at + 2, REDIS_REPLY_ARRAY, 2))
+            throw bad();
+        const size_t index = stream_index(text(at + 1));
+        const long long count = items[at + 2].n;
+        at += 3;
+        for (long long e = 0; e < count; ++e) {
+            // [id, [name, value, ...]], the fields nil when the entry was deleted while pending
+            if (!is(at, REDIS_REPLY_ARRAY, 3) || items[at].n != 2 ||
+                !is(at + 1, REDIS_REPLY_STRING, 4))
+                throw bad();
+            Entry entry{index, text(at + 1)};
+            at += 2;
+            if (is(at, REDIS_REPLY_NIL, 4)) {
+                entry.deleted = true;
+                ++at;
+            } else {
+                if (!is(at, REDIS_REPLY_ARRAY, 4)) throw bad();
+                entry.first_field = fields_.size();
+                entry.field_count = static_cast<size_t>(items[at].n);
+                ++at;
+                for (size_t f = 0; f < entry.field_count; ++f, ++at) {
+                    if (!is(at, REDIS_REPLY_STRING, 5)) throw bad();
+                    fields_.push_back(text(at));
+                }
+            }
+            entries_.push_back(entry);
         }
-        if (per_stream) (*per_stream)[index] += entries->elements;
+        if (per_stream) (*per_stream)[index] += static_cast<size_t>(count);
     }
 }
 
-void RedisStreamSource::count_deliveries(std::vector<Entry>& entries) {
-    if (settings_.max_deliveries == 0 || entries.empty()) return;
+void RedisStreamSource::collect_entries(size_t stream, const redisReply* entries,
+                                        const std::unordered_set<std::string_view>* skip) {
+    for (size_t e = 0; is_array(entries) && e < entries->elements; ++e) {
+        const redisReply* entry = entries->element[e];
+        if (!is_array(entry) || entry->elements < 2 ||
+            entry->element[0]->type != REDIS_REPLY_STRING)
+            continue;
+        Entry out{stream, std::string_view(entry->element[0]->str, entry->element[0]->len)};
+        if (skip && skip->count(out.id)) continue;
+        const redisReply* fields = entry->element[1];
+        if (!is_array(fields)) {
+            out.deleted = true;
+        } else {
+            out.first_field = fields_.size();
+            out.field_count = fields->elements;
+            for (size_t f = 0; f < fields->elements; ++f)
+                fields_.emplace_back(fields->element[f]->str, fields->element[f]->len);
+        }
+        entries_.push_back(out);
+    }
+}
+
+void RedisStreamSource::count_deliveries() {
+    if (settings_.max_deliveries == 0 || entries_.empty()) return;
     // Per stream, the range of IDs the entries span; what else of this consumer's it holds is in
     // flight, so the count covers the whole range.
     std::map<size_t, std::pair<std::string, size_t>> first_and_count;
     std::map<size_t, std::string> last;
-    for (const auto& e : entries) {
+    for (const auto& e : entries_) {
         auto& f = first_and_count[e.stream];
-        if (f.first.empty()) f.first = e.id;
+        if (f.first.empty()) f.first = std::string(e.id);
         ++f.second;
-        last[e.stream] = e.id;
+        last[e.stream] = std::string(e.id);
     }
     drain_replies();
     for (const auto& [stream, f] : first_and_count)
         client_.send({"XPENDING", streams_[stream].name, settings_.group, f.first, last[stream],
-                      std::to_string(f.second + streams_[stream].in_flight.size()),
-                      settings_.consumer});
+                      std::to_string(f.second + streams_[stream].in_flight), settings_.consumer});
     std::map<std::pair<size_t, std::string>, int64_t> deliveries;
     for (const auto& [stream, f] : first_and_count) {
         const RedisReply reply = client_.reply();
@@ -405,98 +518,118 @@ void RedisStreamSource::count_deliveries(std::vector<Entry>& entries) {
                 deliveries[{stream, text_of(row->element[0])}] = row->element[3]->integer;
         }
     }
-    for (auto& e : entries) {
-        const auto found = deliveries.find({e.stream, e.id});
+    for (auto& e : entries_) {
+        const auto found = deliveries.find({e.stream, std::string(e.id)});
         if (found != deliveries.end()) e.deliveries = found->second;
     }
 }
 
-void RedisStreamSource::fill(Batch& batch, std::vector<Entry>& entries) {
+void RedisStreamSource::fill(Batch& batch) {
     struct Place {
         size_t offset, size;
     };
     std::vector<Place> places;
-    std::vector<std::pair<size_t, std::string>> ids;
-    std::vector<std::vector<std::string>> deleted(streams_.size());
-    places.reserve(entries.size());
-    ids.reserve(entries.size());
-    for (auto& e : entries) {
+    std::vector<std::vector<std::string_view>> deleted(streams_.size());
+    HandedOut out;
+    places.reserve(entries_.size());
+    out.stream.reserve(entries_.size());
+    out.id_end.reserve(entries_.size());
+    batch.records.reserve(batch.records.size() + entries_.size());
+    // Batches are alike: room for the last one's bytes spares growing the buffer record by record.
+    batch.storage.reserve(storage_hint_);
+    for (const auto& e : entries_) {
         Stream& s = streams_[e.stream];
-        if (!is_array(e.fields)) {  // deleted from the stream while pending: nothing to send
+        if (e.deleted) {  // deleted from the stream while pending: nothing to send
             deleted[e.stream].push_back(e.id);
             continue;
         }
         const size_t offset = batch.storage.size();
+        const std::string_view* fields = fields_.data() + e.first_field;
         std::optional<Rejection> refusal;
-        const redisReply* payload = nullptr;
+        const std::string_view* payload = nullptr;
         if (!settings_.value_field.empty()) {
-            for (size_t f = 0; f + 1 < e.fields->elements; f += 2)
-                if (text_of(e.fields->element[f]) == settings_.value_field)
-                    payload = e.fields->element[f + 1];
+            for (size_t f = 0; f + 1 < e.field_count; f += 2)
+                if (fields[f] == settings_.value_field) payload = &fields[f + 1];
             if (!payload)
-                refusal =
-                    Rejection{"missing_field", "entry " + e.id + " of stream " + s.name +
-                                                   " has no field '" + settings_.value_field + "'"};
+                refusal = Rejection{"missing_field", "entry " + std::string(e.id) + " of stream " +
+                                                         s.name + " has no field '" +
+                                                         settings_.value_field + "'"};
         }
         if (payload) {
-            append_bytes(batch.storage, std::string_view(payload->str, payload->len));
+            append_bytes(batch.storage, *payload);
         } else {
             // The whole entry: also what the dead letter gets when the payload field is missing.
             batch.storage.push_back('{');
-            for (size_t f = 0; f + 1 < e.fields->elements; f += 2) {
+            for (size_t f = 0; f + 1 < e.field_count; f += 2) {
                 if (f) batch.storage.push_back(',');
-                append_json_string(text_of(e.fields->element[f]), batch.storage);
+                append_json_string(fields[f], batch.storage);
                 batch.storage.push_back(':');
-                append_json_string(text_of(e.fields->element[f + 1]), batch.storage);
+                append_json_string(fields[f + 1], batch.storage);
             }
             batch.storage.push_back('}');
         }
         if (settings_.max_deliveries > 0 && e.deliveries > settings_.max_deliveries)
-            refusal = Rejection{"max_deliveries",
-                                "entry " + e.id + " of stream " + s.name + " was delivered " +
-                                    std::to_string(e.deliveries) + " times (max_deliveries " +
-                                    std::to_string(settings_.max_deliveries) + ")"};
+            refusal =
+                Rejection{"max_deliveries", "entry " + std::string(e.id) + " of stream " + s.name +
+                                                " was delivered " + std::to_string(e.deliveries) +
+                                                " times (max_deliveries " +
+                                                std::to_string(settings_.max_deliveries) + ")"};
         if (refusal) batch.refused.emplace_back(batch.records.size(), std::move(*refusal));
         places.push_back({offset, batch.storage.size() - offset});
         Record record;
+        record.headers.reserve(2);
         record.headers.push_back({"kbridge.redis.stream", s.name});
-        record.headers.push_back({"kbridge.redis.id", e.id});
+        record.headers.push_back({"kbridge.redis.id", std::string(e.id)});
         batch.records.push_back(std::move(record));
-        s.in_flight.insert(e.id);
-        ids.emplace_back(e.stream, std::move(e.id));
+        ++s.in_flight;
+        out.stream.push_back(e.stream);
+        out.ids.append(e.id);
+        out.id_end.push_back(out.ids.size());
     }
+    storage_hint_ = std::max(storage_hint_, batch.storage.size());
     for (size_t i = 0; i < places.size(); ++i)
         batch.records[batch.records.size() - places.size() + i].value.emplace(
             batch.storage.data() + places[i].offset, places[i].size);
     for (size_t i = 0; i < deleted.size(); ++i) {
         if (deleted[i].empty()) continue;
-        std::vector<std::string> args{"XACK", streams_[i].name, settings_.group};
+        std::vector<std::string_view> args{"XACK", streams_[i].name, settings_.group};
         args.insert(args.end(), deleted[i].begin(), deleted[i].end());
-        client_.send(args);  // its reply is checked with the next command's
+        client_.send_views(args);  // its reply is checked with the next command's
     }
-    if (ids.empty()) return;
-    batch.ack = [this, ids = std::move(ids)](size_t count) {
-        std::vector<std::vector<std::string>> acked(streams_.size());
-        for (size_t i = 0; i < count && i < ids.size(); ++i) {
-            acked[ids[i].first].push_back(ids[i].second);
-            streams_[ids[i].first].in_flight.erase(ids[i].second);
-        }
-        for (size_t i = 0; i < acked.size(); ++i) {
-            if (acked[i].empty()) continue;
-            // Pipelined: the replies are checked with the next command's, or at close().
-            std::vector<std::string> args{"XACK", streams_[i].name, settings_.group};
-            args.insert(args.end(), acked[i].begin(), acked[i].end());
-            client_.send(args);
-            if (!settings_.delete_after_ack) continue;
-            std::vector<std::string> xdel{"XDEL", streams_[i].name};
-            xdel.insert(xdel.end(), acked[i].begin(), acked[i].end());
-            client_.send(xdel);
-        }
-    };
+    if (out.stream.empty() || settings_.preview) return;  // a dry run acknowledges nothing
+    const uint64_t number = next_batch_++;
+    handed_out_.emplace(number, std::move(out));
+    batch.ack = [this, number](size_t count) { acknowledge(number, count); };
+}
+
+void RedisStreamSource::acknowledge(uint64_t number, size_t count) {
+    const auto found = handed_out_.find(number);
+    if (found == handed_out_.end()) return;  // handed out before a reconnect: pending again
+    const HandedOut& out = found->second;
+    const size_t n = std::min(count, out.stream.size());
+    std::vector<std::string_view> args;
+    args.reserve(n + 3);
+    for (size_t i = 0; i < streams_.size(); ++i) {
+        args.assign({"XACK", streams_[i].name, settings_.group});
+        for (size_t e = 0; e < n; ++e)
+            if (out.stream[e] == i) args.push_back(out.id(e));
+        const size_t acked = args.size() - 3;
+        if (acked == 0) continue;
+        // Pipelined: the replies are checked with the next command's, or at close().
+        client_.send_views(args);
+        streams_[i].in_flight -= std::min(streams_[i].in_flight, acked);
+        if (!settings_.delete_after_ack) continue;
+        args.erase(args.begin() + 1, args.begin() + 3);
+        args[0] = "XDEL";
+        args.insert(args.begin() + 1, streams_[i].name);
+        client_.send_views(args);
+    }
+    handed_out_.erase(found);
 }
 
 // XINFO GROUPS: the group's pending entries and (Redis 7) its lag, summed over the streams.
 void RedisStreamSource::refresh_group_info() {
+    if (reading_new_) return;  // a read's reply comes first; the next read refreshes
     info_at_ = std::chrono::steady_clock::now();
     uint64_t pending = 0, lag = 0;
     bool lag_known = true;
@@ -535,6 +668,7 @@ std::optional<uint64_t> RedisStreamSource::pending() {
 }
 
 void RedisStreamSource::close() {
+    give_back_read_ahead();
     drain_replies();
 }
 
