@@ -1,12 +1,21 @@
 #include "connectors/sqlite/connection.h"
 
+#include <mutex>
+
 namespace kbridge {
 
 void SqliteConnection::connect() {
+    // Before SQLite initializes (at the first open): no memory statistics, whose global mutex
+    // each of SQLite's mallocs and frees would take. Nothing here reads them.
+    static std::once_flag no_memory_statistics;
+    std::call_once(no_memory_statistics, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
     statements_.clear();
     db_.reset();
     sqlite3* db = nullptr;
-    const int rc = sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr);
+    // NOMUTEX: one thread at a time uses the connection (the sink's, or its writer's once handed
+    // over), so SQLite's per-call locking would only cost.
+    const int rc =
+        sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
     db_.reset(db);
     if (rc != SQLITE_OK) {
         const std::string message = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
