@@ -41,6 +41,11 @@ std::unique_ptr<Sink> make_sql_sink(const SqlSettings& settings,
 SqlSink::SqlSink(SqlSettings settings, std::unique_ptr<SqlDialect> dialect)
     : settings_(std::move(settings)), dialect_(std::move(dialect)) {}
 
+// A dialect may still be writing current_ on a thread of its own (SQLite's): it ends first.
+SqlSink::~SqlSink() {
+    dialect_.reset();
+}
+
 bool SqlSink::needs_fields() const {
     if (settings_.column_templates.empty()) return true;
     for (const auto& c : settings_.column_templates)

@@ -26,6 +26,7 @@ namespace kbridge {
 class SqlSink : public Sink, private OffsetStore {
   public:
     SqlSink(SqlSettings settings, std::unique_ptr<SqlDialect> dialect);
+    ~SqlSink() override;
 
     void connect() override;
     void check() override;

@@ -38,6 +38,12 @@ class SqliteConnection {
     void bind(sqlite3_stmt* s, int index, std::optional<std::string_view> value);
     // Steps a statement to its end (no rows wanted) or to its next row (true).
     bool step(sqlite3_stmt* s);
+    // No transaction is open.
+    bool autocommit() const { return db_ && sqlite3_get_autocommit(db_.get()) != 0; }
+    // Makes the statement running on another thread fail with SQLITE_INTERRUPT (if any runs).
+    void interrupt() {
+        if (db_) sqlite3_interrupt(db_.get());
+    }
     std::string quote_identifier(const std::string& name) const;
     // "schema.table" or "table" -> each part quoted.
     std::string quote_table(const std::string& table) const;

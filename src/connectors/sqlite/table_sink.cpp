@@ -5,26 +5,39 @@
 #include "connectors/sql/batch.h"
 #include "connectors/sql/sink.h"
 #include "connectors/sqlite/connection.h"
+#include "connectors/sqlite/job_thread.h"
 
 namespace kbridge {
 namespace {
 
-const OptionTable kOptions = sql_sink_options(
-    {
-        {"type", OptionType::String, "", "sqlite_table"},
-        {"path", OptionType::String, "", "the database file (it must exist)", {}, true},
-    },
-    false,
-    {
-        {"busy_timeout", OptionType::Duration, "5s",
-         "how long a write waits for another process's lock on the file before it is retried"},
-        {"synchronous",
-         OptionType::Choice,
-         "full",
-         "full: each COMMIT is on disk before its records are acknowledged; normal: faster, and "
-         "still safe from a killed process, but a power loss may undo the last commits",
-         {"full", "normal"}},
-    });
+OptionTable sqlite_options() {
+    OptionTable table = sql_sink_options(
+        {
+            {"type", OptionType::String, "", "sqlite_table"},
+            {"path", OptionType::String, "", "the database file (it must exist)", {}, true},
+        },
+        false,
+        {
+            {"busy_timeout", OptionType::Duration, "5s",
+             "how long a write waits for another process's lock on the file before it is retried"},
+            {"synchronous",
+             OptionType::Choice,
+             "full",
+             "full: each COMMIT is on disk before its records are acknowledged; normal: faster, "
+             "and still safe from a killed process, but a power loss may undo the last commits",
+             {"full", "normal"}},
+        });
+    // Each COMMIT writes every page its rows touched to the WAL (for keys in Kafka's partition
+    // order: most leaves of the table) and fsyncs it, so fewer, larger transactions write far
+    // less. 25,000 is half of what the runner keeps in flight, so that one batch is encoded
+    // while the other commits; a transaction starts as soon as the last one ended, so batches
+    // grow this large only while records arrive faster than they commit.
+    for (auto& option : table)
+        if (option.name == "batch_size") option.default_value = "25000";
+    return table;
+}
+
+const OptionTable kOptions = sqlite_options();
 
 std::string join(const std::vector<std::string>& parts, const std::string& separator) {
     std::string out;
@@ -32,12 +45,18 @@ std::string join(const std::vector<std::string>& parts, const std::string& separ
     return out;
 }
 
-// Synchronous: each statement runs in-process; the core's fast path is one transaction.
+// Asynchronous through a thread of its own: the fast path's transaction (BEGIN IMMEDIATE, the
+// rows, the offsets, COMMIT) runs on `writer_` while the core reads and encodes the next batch,
+// which therefore holds what arrived while the last one ran (up to batch_size). The careful
+// path's blocking steps run on the caller's thread once that transaction has ended.
 class SqliteDialect : public SqlDialect {
   public:
     SqliteDialect(const std::string& path, std::chrono::milliseconds busy_timeout,
                   bool fsync_commits, const SqlSettings& settings)
         : settings_(settings), db_(path, busy_timeout, fsync_commits) {}
+    // A transaction still running (the run failed mid-batch) is cut short: its records were not
+    // acknowledged, and the file keeps its last COMMIT either way.
+    ~SqliteDialect() override { db_.interrupt(); }
 
     void connect() override { db_.connect(); }
     bool connected() const override { return db_.is_open(); }
@@ -72,6 +91,17 @@ class SqliteDialect : public SqlDialect {
     void remove(const SqlBatch& batch, size_t record) override;
     void merge(const SqlBatch& batch, const std::vector<size_t>& records) override;
 
+    bool asynchronous() const override { return true; }
+    void send_fence(const std::string& group, const TopicPartitions& partitions) override;
+    bool fence_ready(std::chrono::milliseconds wait, StoredOffsets& stored) override;
+    void queue_transaction(const SqlBatch& batch, const std::vector<size_t>& todo, bool begin,
+                           const std::string& group,
+                           const std::vector<PartitionOffset>& offsets) override;
+    bool send_queued(std::chrono::milliseconds) override { return true; }
+    bool commit_ready(std::chrono::milliseconds wait) override { return writer_.finished(wait); }
+    void stop_async() override { writer_.forget(); }
+    [[noreturn]] void abandon(const std::string& why) override;
+
   private:
     std::string offsets_table() const { return db_.quote_table(settings_.offsets_table); }
     // Binds the columns' cells of `record` from parameter `first` on; returns the next index.
@@ -80,7 +110,9 @@ class SqliteDialect : public SqlDialect {
 
     SqlSettings settings_;
     SqliteConnection db_;
-    std::string table_;  // quoted
+    std::string table_;                  // quoted
+    StoredOffsets fenced_;               // what the fence read, in its transaction
+    JobThread writer_{"sqlite-writer"};  // last: ends, with its job, before what the job uses
 };
 
 SqlFailure SqliteDialect::classify(const SqlError& e) const {
@@ -160,6 +192,9 @@ void SqliteDialect::create_offsets_table() {
 
 std::vector<PartitionOffset> SqliteDialect::initial_offsets(
     const std::string& group, const std::vector<PartitionOffset>& partitions, bool create_rows) {
+    // A rebalance asks while a batch's transaction may be running: its outcome is kept for
+    // commit_ready, and what it committed is read here.
+    writer_.wait_ended();
     const StoredOffsets stored = read_offsets(group);
     std::vector<PartitionOffset> out;
     std::vector<PartitionOffset> missing;
@@ -168,7 +203,10 @@ std::vector<PartitionOffset> SqliteDialect::initial_offsets(
         out.push_back({p.topic, p.partition, it == stored.end() ? -1 : it->second});
         if (it == stored.end()) missing.push_back({p.topic, p.partition, -1});
     }
-    if (create_rows && !missing.empty()) {
+    // Inside a fenced batch's transaction (a rebalance came between the fence and the rows) none
+    // are made: SQLite locks the whole file, so no row is needed to lock, and that batch's commit
+    // writes its partitions' rows.
+    if (create_rows && !missing.empty() && db_.autocommit()) {
         db_.exec("BEGIN IMMEDIATE");
         try {
             write_offsets(group, missing);
@@ -207,6 +245,66 @@ void SqliteDialect::write_offsets(const std::string& group,
         sqlite3_bind_int64(s, 4, p.next_offset);
         db_.step(s);
     }
+}
+
+void SqliteDialect::send_fence(const std::string& group, const TopicPartitions&) {
+    writer_.start([this, group] {
+        begin();
+        try {
+            fenced_ = read_offsets(group);
+        } catch (const SqlError&) {
+            rollback();
+            throw;
+        }
+    });
+}
+
+bool SqliteDialect::fence_ready(std::chrono::milliseconds wait, StoredOffsets& stored) {
+    if (!writer_.finished(wait)) return false;
+    stored = std::move(fenced_);
+    return true;
+}
+
+// The job ends with the transaction closed: committed, or rolled back on an error (so that the
+// connection is ready for the careful path, and a rebalance's read of the offsets).
+void SqliteDialect::queue_transaction(const SqlBatch& batch, const std::vector<size_t>& todo,
+                                      bool begin, const std::string& group,
+                                      const std::vector<PartitionOffset>& offsets) {
+    writer_.start([this, &batch, todo, begin, group, offsets] {
+        if (begin) this->begin();
+        try {
+            if (!todo.empty()) {
+                if (settings_.mode == SqlMode::Insert) {
+                    insert(batch, todo);
+                } else {
+                    merge(batch, todo);
+                }
+            }
+            if (!offsets.empty()) write_offsets(group, offsets);
+            commit();
+        } catch (const SqlError&) {
+            rollback();
+            throw;
+        }
+    });
+}
+
+// The transaction has run past query_timeout, or the run is stopping: it is interrupted. Ended
+// by an error, it was rolled back; having committed just before, it can only be reported as
+// in doubt (the stored offsets resolve that with exactly_once).
+void SqliteDialect::abandon(const std::string& why) {
+    db_.interrupt();
+    try {
+        while (!writer_.finished(std::chrono::hours(1))) {
+        }
+    } catch (const SqlError& e) {
+        throw SqlError(why + ": " + e.what(), e.code());
+    }
+    if (!db_.autocommit()) {  // the fence's transaction, with nothing written yet
+        rollback();
+        throw SqlError(why, std::to_string(SQLITE_INTERRUPT));
+    }
+    throw SqlError(why, "", true);
 }
 
 int SqliteDialect::bind_cells(sqlite3_stmt* s, int first, const SqlBatch& batch, size_t record,
