@@ -333,7 +333,9 @@ void RedisClient::write_out(std::chrono::steady_clock::time_point deadline) {
     }
 }
 
-void RedisClient::send(const std::vector<std::string>& args) {
+// One command of `args` (strings or views), written out at once.
+template <typename Args>
+void RedisClient::send_arguments(const Args& args) {
     std::vector<const char*> argv;
     std::vector<size_t> lengths;
     argv.reserve(args.size());
@@ -346,17 +348,12 @@ void RedisClient::send(const std::vector<std::string>& args) {
     write_out(std::chrono::steady_clock::now() + timeout_);
 }
 
+void RedisClient::send(const std::vector<std::string>& args) {
+    send_arguments(args);
+}
+
 void RedisClient::send_views(const std::vector<std::string_view>& args) {
-    std::vector<const char*> argv;
-    std::vector<size_t> lengths;
-    argv.reserve(args.size());
-    lengths.reserve(args.size());
-    for (const auto& a : args) {
-        argv.push_back(a.data());
-        lengths.push_back(a.size());
-    }
-    append(args.size(), argv.data(), lengths.data());
-    write_out(std::chrono::steady_clock::now() + timeout_);
+    send_arguments(args);
 }
 
 // The oldest reply, reading until the reader holds a whole one. The server may stay silent for

@@ -112,6 +112,8 @@ class RedisClient {
     RedisReply redirect(const std::vector<std::string>& args, Redirection first);
     RedisClient& node_client(const NodeAddress& at);
     void append(size_t count, const char* const* argv, const size_t* lengths);
+    template <typename Args>
+    void send_arguments(const Args& args);
     // Reads the next reply with `capture`'s functions; a redisReply when hiredis built one (a
     // top-level value the capture leaves to it, or one a Cluster redirection brought), else null.
     // Throws on an error reply.
